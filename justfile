@@ -1,0 +1,49 @@
+# nbmemo developer entry point. `just` lists the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := ".venv"
+python := venv / "bin/python"
+
+# List the recipes.
+default:
+    @just --list
+
+# Create `.venv` with the pinned Python packages the workers and tests use.
+setup:
+    @test -x {{python}} || python3 -m venv {{venv}}
+    @{{python}} -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+
+# Set up, build, and show the plan of the quickstart notebook.
+quickstart: setup
+    cargo build --release --quiet
+    ./target/release/nbmemo plan examples/quickstart.ipynb
+
+# Run the test suite (unit and integration tests, the example smoke tests, the bench smoke test).
+test: setup
+    NBMEMO_TEST_PYTHON={{python}} cargo test --quiet
+    {{python}} bench/bench.py --quick
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Formatting and clippy, warnings as errors.
+lint:
+    cargo fmt --all --check
+    cargo clippy --all-targets --quiet -- -D warnings
+
+# Benchmarks (release build); `just bench --quick` for a smoke run. Figures go to BENCHMARKS.md.
+bench *ARGS: setup
+    {{python}} bench/bench.py {{ARGS}}
+
+# Show the plan of an example: `just example quickstart.ipynb`.
+example NAME:
+    cargo run --quiet -- plan examples/{{NAME}}
+
+# What CI runs.
+ci: lint test
+
+# API docs.
+docs:
+    cargo doc --no-deps --document-private-items

@@ -1,0 +1,50 @@
+//! Command-line arguments (clap structs only; behaviour lives in `crate::commands`).
+
+mod plan;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+pub use plan::{PlanArgs, PlanFormat};
+
+const AFTER_HELP: &str = "\
+Examples:
+  nbmemo plan analysis.ipynb              show the dependency graph of a notebook
+  nbmemo plan notebook.py --format json   the same, as JSON for scripts
+  nbmemo plan analysis.ipynb --format dot | dot -Tsvg > graph.svg
+
+Environment:
+  NBMEMO_LOG   log filter (for example `nbmemo=debug`); overrides -v";
+
+/// Run Python notebooks like a build: every cell is a memoized build step.
+#[derive(Debug, Parser)]
+#[command(name = "nbmemo", version, about, long_about = None, after_help = AFTER_HELP)]
+#[command(propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Global options.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Options every command accepts.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(global = true, short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Print only errors.
+    #[arg(global = true, short, long)]
+    pub quiet: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show a notebook's dependency graph: what each cell reads, writes and waits for.
+    #[command(after_help = plan::AFTER_HELP)]
+    Plan(PlanArgs),
+}

@@ -1,0 +1,14 @@
+//! Salsa inputs: what the driver reads from disk and hands to the pure queries.
+
+use std::path::PathBuf;
+
+/// A notebook file as read from disk. The driver sets `contents` again when the file changes.
+#[salsa::input(debug)]
+pub struct NotebookFile {
+    /// The path as the user gave it (used in messages).
+    #[returns(ref)]
+    pub path: PathBuf,
+    /// The raw bytes; decoding errors are reported by [`super::parsed_notebook`].
+    #[returns(ref)]
+    pub contents: Vec<u8>,
+}

@@ -1,0 +1,185 @@
+//! Graph cases: redefinition, mutation, function free globals, carried functions, barriers.
+
+use super::*;
+use crate::analysis::analyze_cell;
+
+/// Builds the graph of cells given as one percent-style string (`# %%` separates cells) and
+/// renders, per cell, its dependencies with the names that tie them, and its wave.
+fn render(fixture: &str) -> String {
+    let sources: Vec<&str> = fixture
+        .split("# %%\n")
+        .filter(|cell| !cell.trim().is_empty())
+        .collect();
+    let analyses: Vec<CellAnalysis> = sources.iter().map(|source| analyze_cell(source)).collect();
+    let refs: Vec<&CellAnalysis> = analyses.iter().collect();
+    let graph = Graph::build(&refs);
+    let mut out = String::new();
+    for (idx, cell) in graph.cells.iter().enumerate() {
+        let deps: Vec<String> = cell
+            .depends_on
+            .iter()
+            .map(|(dep, names)| {
+                if names.is_empty() {
+                    format!("{dep}")
+                } else {
+                    format!(
+                        "{dep}({})",
+                        names.iter().cloned().collect::<Vec<_>>().join(",")
+                    )
+                }
+            })
+            .collect();
+        out.push_str(&format!("{idx}: [{}] w{}", deps.join(" "), cell.wave));
+        if !cell.may_mutate.is_empty() {
+            out.push_str(&format!(
+                " m[{}]",
+                cell.may_mutate
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+        }
+        if cell.is_barrier() {
+            out.push_str(" barrier");
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "waves={} critical={:?}\n",
+        graph.waves(),
+        graph.critical_path()
+    ));
+    out
+}
+
+fn check(fixture: &str, expected: &str) {
+    let actual = render(fixture);
+    assert_eq!(
+        actual.trim(),
+        expected.trim(),
+        "\nfixture:\n{fixture}\nactual:\n{actual}"
+    );
+}
+
+#[test]
+fn independent_cells_share_a_wave() {
+    check(
+        "# %%\nimport time\n# %%\na = 1\n# %%\nb = 2\n# %%\nprint(a + b)\n",
+        "0: [] w0\n1: [] w0\n2: [] w0\n3: [1(a) 2(b)] w1\nwaves=2 critical=[2, 3]",
+    );
+}
+
+#[test]
+fn redefinition_uses_the_most_recent_writer() {
+    check(
+        "# %%\nx = 1\n# %%\ny = x + 1\n# %%\nx = 10\n# %%\nz = x + y\n",
+        "0: [] w0\n1: [0(x)] w1\n2: [] w0\n3: [1(y) 2(x)] w2\nwaves=3 critical=[0, 1, 3]",
+    );
+}
+
+#[test]
+fn mutation_orders_later_readers_after_the_mutator() {
+    check(
+        "# %%\nitems = []\n# %%\nitems.append(1)\n# %%\nprint(len(items))\n# %%\nitems = [0]\n# %%\nprint(items)\n",
+        "0: [] w0\n1: [0(items)] w1 m[items]\n2: [0(items) 1(items)] w2\n3: [] w0\n4: [3(items)] w1\nwaves=3 critical=[0, 1, 2]",
+    );
+}
+
+#[test]
+fn mutation_through_a_function_argument() {
+    check(
+        "# %%\ndef add(xs, v):\n    xs.append(v)\n# %%\nitems = [1]\n# %%\nadd(items, 2)\n# %%\nprint(items)\n",
+        "0: [] w0\n1: [] w0\n2: [0(add) 1(items)] w1 m[items]\n3: [1(items) 2(items)] w2\nwaves=3 critical=[1, 2, 3]",
+    );
+}
+
+#[test]
+fn imported_modules_are_not_mutation_candidates() {
+    check(
+        "# %%\nimport json\n# %%\nd = {}\n# %%\ns = json.dumps(d)\n",
+        "0: [] w0\n1: [] w0\n2: [0(json) 1(d)] w1 m[d]\nwaves=2 critical=[1, 2]",
+    );
+}
+
+#[test]
+fn function_free_globals_resolve_at_the_calling_cell() {
+    check(
+        "# %%\nscale = 2\n# %%\ndef f(v):\n    return v * scale\n# %%\nprint(f(3))\n# %%\nscale = 10\n# %%\nprint(f(3))\n",
+        "0: [] w0\n1: [] w0\n2: [0(scale) 1(f)] w1\n3: [] w0\n4: [1(f) 3(scale)] w1\nwaves=2 critical=[3, 4]",
+    );
+}
+
+#[test]
+fn functions_calling_functions_are_followed_transitively() {
+    check(
+        "# %%\nk = 3\n# %%\ndef g():\n    return k\n# %%\ndef f():\n    return g() + 1\n# %%\nprint(f())\n",
+        "0: [] w0\n1: [] w0\n2: [] w0\n3: [0(k) 1(g) 2(f)] w1\nwaves=2 critical=[2, 3]",
+    );
+}
+
+#[test]
+fn values_carry_the_functions_of_their_class() {
+    check(
+        "# %%\nunit = 'g'\n# %%\nclass P:\n    def label(self):\n        return unit\n# %%\np = P()\n# %%\nunit = 'kg'\n# %%\nprint(p.label())\n",
+        "0: [] w0\n1: [] w0\n2: [0(unit) 1(P)] w1\n3: [] w0\n4: [2(p) 3(unit)] w2 m[p]\nwaves=3 critical=[1, 2, 4]",
+    );
+}
+
+#[test]
+fn global_declarations_write_when_called() {
+    check(
+        "# %%\ncount = 0\n# %%\ndef bump():\n    global count\n    count += 1\n# %%\nbump()\n# %%\nprint(count)\n",
+        "0: [] w0\n1: [] w0\n2: [0(count) 1(bump,count)] w1\n3: [0(count) 1(count) 2(count)] w2\nwaves=3 critical=[1, 2, 3]",
+    );
+}
+
+#[test]
+fn conditional_writes_keep_the_earlier_provider() {
+    check(
+        "# %%\nx = 1\n# %%\nif flag:\n    x = 2\n# %%\nprint(x)\n",
+        "0: [] w0\n1: [] w0\n2: [0(x) 1(x)] w1\nwaves=2 critical=[1, 2]",
+    );
+}
+
+#[test]
+fn barriers_run_alone_in_order() {
+    // After a barrier every name may come from it, builtins included: `print` shows up as a
+    // read of the barrier's namespace (the executor falls back to builtins when it is absent).
+    check(
+        "# %%\na = 1\n# %%\nb = 2\n# %%\nexec('c = a + b')\n# %%\nd = 4\n# %%\nprint(c)\n",
+        "0: [] w0\n1: [] w0\n2: [0(a) 1(b)] w1 barrier\n3: [2] w2\n4: [2(c,print)] w2\nwaves=3 critical=[1, 2, 4]",
+    );
+}
+
+#[test]
+fn a_syntax_error_is_a_barrier() {
+    check(
+        "# %%\na = 1\n# %%\nb = (\n# %%\nprint(a)\n",
+        "0: [] w0\n1: [0(a)] w1 barrier\n2: [1(a,print)] w2\nwaves=3 critical=[0, 1, 2]",
+    );
+}
+
+#[test]
+fn calling_a_function_that_uses_eval_is_a_barrier() {
+    check(
+        "# %%\ndef f(s):\n    return eval(s)\n# %%\nx = 1\n# %%\nf('x')\n",
+        "0: [] w0\n1: [] w0\n2: [0(f) 1(x)] w1 barrier\nwaves=2 critical=[1, 2]",
+    );
+}
+
+#[test]
+fn a_mutation_through_an_alias_orders_readers_of_the_original() {
+    check(
+        "# %%\nitems = [1]\n# %%\nalias = items\n# %%\nalias.append(2)\n# %%\nprint(items)\n",
+        "0: [] w0\n1: [0(items)] w1\n2: [0(items) 1(alias)] w2 m[alias,items]\n3: [0(items) 2(items)] w3\nwaves=4 critical=[0, 1, 2, 3]",
+    );
+}
+
+#[test]
+fn rebinding_ends_an_alias() {
+    check(
+        "# %%\nitems = [1]\n# %%\nalias = items\n# %%\nalias = []\n# %%\nalias.append(2)\n# %%\nprint(items)\n",
+        "0: [] w0\n1: [0(items)] w1\n2: [] w0\n3: [2(alias)] w1 m[alias]\n4: [0(items)] w1\nwaves=2 critical=[0, 4]",
+    );
+}

@@ -1,0 +1,45 @@
+//! Content hashes: blake3 digests as a newtype with a hex `Display`.
+//!
+//! Every hash nbmemo computes (normalized code, artifacts, cell keys) is a [`ContentHash`], so
+//! one type formats, compares and orders them the same way everywhere.
+
+use std::fmt;
+
+/// A 32-byte blake3 digest.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContentHash(pub [u8; 32]);
+
+impl ContentHash {
+    /// Hashes `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        ContentHash(*blake3::hash(bytes).as_bytes())
+    }
+
+    /// The first `len` hex digits, for display.
+    pub fn short(&self, len: usize) -> String {
+        let mut hex = self.to_string();
+        hex.truncate(len);
+        hex
+    }
+}
+
+impl From<blake3::Hash> for ContentHash {
+    fn from(hash: blake3::Hash) -> Self {
+        ContentHash(*hash.as_bytes())
+    }
+}
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in &self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContentHash({})", self.short(12))
+    }
+}

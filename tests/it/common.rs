@@ -1,0 +1,109 @@
+//! `TestContext`: a temporary project, a scrubbed environment, and helpers to run `nbmemo`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary project directory and a way to run `nbmemo` in it.
+pub struct TestContext {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a finished `nbmemo` process left behind.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|err| {
+            panic!(
+                "stdout is not JSON ({err}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl TestContext {
+    pub fn new() -> Self {
+        TestContext {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a file (text or bytes) into the project and returns its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create dirs");
+        }
+        std::fs::write(&path, contents).expect("write file");
+        path
+    }
+
+    /// Runs `nbmemo ARGS` in the project directory with a scrubbed environment.
+    pub fn nbmemo(&self, args: &[&str]) -> Run {
+        nbmemo_in(self.dir.path(), args)
+    }
+}
+
+/// Runs `nbmemo ARGS` in `dir` without the caller's `NBMEMO_*`, `PYTHONPATH` or
+/// `PYTHONSTARTUP`.
+pub fn nbmemo_in(dir: &Path, args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nbmemo"));
+    command.args(args).current_dir(dir);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("NBMEMO_") || key == "PYTHONPATH" || key == "PYTHONSTARTUP" {
+            command.env_remove(&*key);
+        }
+    }
+    command.env("NO_COLOR", "1");
+    command.output().expect("run nbmemo").into()
+}
+
+/// The repository root (for the examples).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An nbformat 4.5 notebook with the given code cells.
+pub fn ipynb(cells: &[&str]) -> String {
+    let cells: Vec<serde_json::Value> = cells
+        .iter()
+        .enumerate()
+        .map(|(idx, source)| {
+            serde_json::json!({
+                "cell_type": "code",
+                "execution_count": null,
+                "id": format!("cell{idx}"),
+                "metadata": {},
+                "outputs": [],
+                "source": source,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({
+        "cells": cells,
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }))
+    .expect("json")
+}

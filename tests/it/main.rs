@@ -1,0 +1,5 @@
+//! Integration tests: the real `nbmemo` binary on real notebooks.
+
+mod common;
+mod examples;
+mod plan;
