@@ -21,14 +21,19 @@
 //!
 //! From the graph: parallel waves (levels) and the critical path.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::analysis::{ANONYMOUS, Barrier, CellAnalysis, FunctionSummary, NameSet};
 
-/// A function known to the graph: the cell that defines it and its name there.
-type FunctionRef = (usize, String);
+/// A function known to the graph, interned: see [`Builder::function_id`].
+type FunctionId = u32;
+
+/// The functions a value may hold, sorted and shared between the names one cell writes.
+type Carried = Arc<[FunctionId]>;
 
 /// One code cell in the graph. Indices are positions among the notebook's code cells.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,23 +105,25 @@ impl Graph {
 
     /// Builds the graph from the analyses of the code cells, in notebook order.
     pub fn build(analyses: &[&CellAnalysis]) -> Graph {
-        let mut builder = Builder::default();
-        let cells = analyses
-            .iter()
-            .enumerate()
-            .map(|(idx, analysis)| builder.add(idx, analyses, analysis))
-            .collect();
+        let mut builder = Builder::new(analyses);
+        let cells = (0..analyses.len()).map(|idx| builder.add(idx)).collect();
         Graph { cells }
     }
 }
 
 /// The state of the notebook's namespace after the cells added so far.
 #[derive(Default)]
-struct Builder {
+struct Builder<'a> {
+    analyses: &'a [&'a CellAnalysis],
     /// For each name, the cells that may provide its current value, oldest first.
     providers: FxHashMap<String, Vec<usize>>,
     /// For each name, the functions its current value may hold.
-    carried: FxHashMap<String, BTreeSet<FunctionRef>>,
+    carried: FxHashMap<String, Carried>,
+    /// What the values provided by the last barrier may hold: any function seen before it.
+    barrier_carried: Carried,
+    /// Interned functions: the cell that defines one and its name there.
+    functions: Vec<(usize, &'a str)>,
+    function_ids: FxHashMap<(usize, &'a str), FunctionId>,
     /// The most recent barrier: it provides every name not bound since.
     last_barrier: Option<usize>,
     /// Cells since the most recent barrier (the next barrier waits for all of them).
@@ -130,23 +137,61 @@ struct Builder {
     barrier_mutators: Vec<usize>,
 }
 
-impl Builder {
-    fn providers_of(&self, name: &str) -> Vec<usize> {
-        let mut providers = match self.providers.get(name) {
-            Some(providers) => providers.clone(),
-            None => self.last_barrier.into_iter().collect(),
+impl<'a> Builder<'a> {
+    fn new(analyses: &'a [&'a CellAnalysis]) -> Self {
+        Builder {
+            analyses,
+            barrier_carried: Arc::from([]),
+            ..Builder::default()
+        }
+    }
+
+    fn providers_of(&self, name: &str) -> Cow<'_, [usize]> {
+        let providers: Cow<'_, [usize]> = match self.providers.get(name) {
+            Some(providers) => Cow::Borrowed(providers),
+            None => Cow::Owned(self.last_barrier.into_iter().collect()),
         };
-        if self
-            .last_barrier
-            .is_some_and(|barrier| providers.contains(&barrier))
-        {
-            for &mutator in &self.barrier_mutators {
-                if !providers.contains(&mutator) {
-                    providers.push(mutator);
-                }
+        let Some(barrier) = self.last_barrier else {
+            return providers;
+        };
+        if self.barrier_mutators.is_empty() || !providers.contains(&barrier) {
+            return providers;
+        }
+        let mut providers = providers.into_owned();
+        for &mutator in &self.barrier_mutators {
+            if !providers.contains(&mutator) {
+                providers.push(mutator);
             }
         }
-        providers
+        Cow::Owned(providers)
+    }
+
+    fn carried_by(&self, name: &str) -> Option<&Carried> {
+        match self.carried.get(name) {
+            Some(carried) => Some(carried),
+            None if self.last_barrier.is_some() && !self.providers.contains_key(name) => {
+                Some(&self.barrier_carried)
+            }
+            None => None,
+        }
+    }
+
+    fn function_id(&mut self, cell: usize, name: &'a str) -> FunctionId {
+        if let Some(&id) = self.function_ids.get(&(cell, name)) {
+            return id;
+        }
+        let id = FunctionId::try_from(self.functions.len()).unwrap_or(FunctionId::MAX);
+        self.functions.push((cell, name));
+        self.function_ids.insert((cell, name), id);
+        id
+    }
+
+    fn summary(&self, id: FunctionId) -> Option<(&'a str, &'a FunctionSummary)> {
+        let &(cell, name) = self.functions.get(id as usize)?;
+        self.analyses[cell]
+            .functions
+            .get(name)
+            .map(|summary| (name, summary))
     }
 
     /// `names` and every name that may share an object with one of them (transitively).
@@ -165,75 +210,61 @@ impl Builder {
         closure
     }
 
-    /// The summary of a function `name` as provided by cell `provider`, if it defines one.
-    fn summary<'a>(
-        analyses: &[&'a CellAnalysis],
-        provider: usize,
-        name: &str,
-    ) -> Option<&'a FunctionSummary> {
-        analyses[provider].functions.get(name)
-    }
-
-    fn add(
-        &mut self,
-        idx: usize,
-        analyses: &[&CellAnalysis],
-        analysis: &CellAnalysis,
-    ) -> GraphCell {
+    fn add(&mut self, idx: usize) -> GraphCell {
+        let analyses = self.analyses;
+        let analysis = analyses[idx];
         let mut barriers = analysis.barriers.clone();
         let mut reads = NameSet::new();
         let mut writes = analysis.writes.clone();
         let mut mutates = analysis.may_mutate.clone();
-        let mut carried_here: BTreeSet<FunctionRef> = analysis
-            .functions
-            .keys()
-            .map(|name| (idx, name.clone()))
-            .collect();
+        let mut carried_here: FxHashSet<FunctionId> = FxHashSet::default();
+        for name in analysis.functions.keys() {
+            let id = self.function_id(idx, name);
+            carried_here.insert(id);
+        }
 
         // Expand reads through the functions they name or carry, as bound at this cell.
-        let mut queue: Vec<String> = analysis.reads.iter().cloned().collect();
-        let mut seen_functions: FxHashSet<FunctionRef> = FxHashSet::default();
-        let mut seen_names: FxHashSet<String> = FxHashSet::default();
+        let mut queue: Vec<&str> = analysis.reads.iter().map(String::as_str).collect();
+        let mut seen_names: FxHashSet<&str> = FxHashSet::default();
+        let mut expanded: FxHashSet<FunctionId> = FxHashSet::default();
         while let Some(name) = queue.pop() {
-            if !seen_names.insert(name.clone()) {
+            if !seen_names.insert(name) {
                 continue;
             }
-            let providers = self.providers_of(&name);
+            let providers = self.providers_of(name).into_owned();
             if providers.is_empty() {
                 // A builtin, or a name nothing defines (the cell will fail as it would in order).
                 continue;
             }
-            reads.insert(name.clone());
-            let mut functions: Vec<FunctionRef> = providers
-                .iter()
-                .filter(|&&provider| Self::summary(analyses, provider, &name).is_some())
-                .map(|&provider| (provider, name.clone()))
-                .collect();
-            if let Some(carried) = self.carried.get(&name) {
-                functions.extend(carried.iter().cloned());
+            reads.insert(name.to_string());
+            let mut functions: Vec<FunctionId> = Vec::new();
+            for provider in providers {
+                if let Some((defined, _)) = analyses[provider].functions.get_key_value(name) {
+                    functions.push(self.function_id(provider, defined));
+                }
             }
-            for function in functions {
-                if !seen_functions.insert(function.clone()) {
+            if let Some(carried) = self.carried_by(name) {
+                functions.extend(carried.iter().copied());
+            }
+            for id in functions {
+                carried_here.insert(id);
+                if !expanded.insert(id) {
                     continue;
                 }
-                let Some(summary) = Self::summary(analyses, function.0, &function.1) else {
+                let Some((function, summary)) = self.summary(id) else {
                     continue;
                 };
-                queue.extend(summary.reads.iter().cloned());
+                queue.extend(summary.reads.iter().map(String::as_str));
                 writes.extend(summary.writes.iter().cloned());
                 mutates.extend(summary.mutates.iter().cloned());
                 if summary.dynamic {
-                    let shown = if function.1 == ANONYMOUS {
+                    let shown = if function == ANONYMOUS {
                         "a lambda".to_string()
                     } else {
-                        format!("{}()", function.1)
+                        format!("{function}()")
                     };
                     barriers.push(Barrier::DynamicCall(shown));
                 }
-                carried_here.insert(function);
-            }
-            if let Some(carried) = self.carried.get(&name) {
-                carried_here.extend(carried.iter().cloned());
             }
         }
 
@@ -242,20 +273,19 @@ impl Builder {
         let mut inputs = BTreeMap::new();
         if is_barrier {
             // Reads and writes everything; runs after every earlier cell and before every later one.
-            let mut everything: NameSet = self.providers.keys().cloned().collect();
-            everything.extend(reads);
-            reads = everything;
+            reads.extend(self.providers.keys().cloned());
             for &earlier in self.since_barrier.iter().chain(self.last_barrier.iter()) {
                 depends_on.entry(earlier).or_default();
             }
             for carried in self.carried.values() {
-                carried_here.extend(carried.iter().cloned());
+                carried_here.extend(carried.iter().copied());
             }
+            carried_here.extend(self.barrier_carried.iter().copied());
         } else if let Some(barrier) = self.last_barrier {
             depends_on.entry(barrier).or_default();
         }
         for name in &reads {
-            let providers = self.providers_of(name);
+            let providers = self.providers_of(name).into_owned();
             for &provider in &providers {
                 depends_on.entry(provider).or_default().insert(name.clone());
             }
@@ -290,7 +320,7 @@ impl Builder {
         };
         for name in &may_mutate {
             if reads.insert(name.clone()) {
-                let providers = self.providers_of(name);
+                let providers = self.providers_of(name).into_owned();
                 for &provider in &providers {
                     depends_on.entry(provider).or_default().insert(name.clone());
                 }
@@ -300,7 +330,7 @@ impl Builder {
 
         let wave = depends_on
             .keys()
-            .map(|&dep| self.wave_of(dep))
+            .map(|&dep| self.waves.get(dep).copied().unwrap_or(0))
             .max()
             .map_or(0, |wave| wave + 1);
         let cell = GraphCell {
@@ -312,32 +342,24 @@ impl Builder {
             inputs,
             wave,
         };
-        self.record(idx, analysis, &cell, carried_here);
+        let mut carried: Vec<FunctionId> = carried_here.into_iter().collect();
+        carried.sort_unstable();
+        self.record(idx, &cell, Arc::from(carried));
         cell
     }
 
-    fn wave_of(&self, idx: usize) -> usize {
-        self.waves.get(idx).copied().unwrap_or(0)
-    }
-
     /// Updates the namespace state with what cell `idx` leaves behind.
-    fn record(
-        &mut self,
-        idx: usize,
-        analysis: &CellAnalysis,
-        cell: &GraphCell,
-        carried: BTreeSet<FunctionRef>,
-    ) {
+    fn record(&mut self, idx: usize, cell: &GraphCell, carried: Carried) {
+        let analysis = self.analyses[idx];
         self.waves.push(cell.wave);
         if cell.is_barrier() {
             self.providers.clear();
+            self.carried.clear();
             self.shares.clear();
             self.barrier_mutators.clear();
+            self.barrier_carried = carried;
             self.last_barrier = Some(idx);
             self.since_barrier.clear();
-            for value in self.carried.values_mut() {
-                value.extend(carried.iter().cloned());
-            }
             return;
         }
         self.since_barrier.push(idx);
@@ -351,39 +373,43 @@ impl Builder {
             }
         }
         self.record_sharing(analysis);
-        for name in &cell.writes {
-            let providers = self
-                .providers
-                .entry(name.clone())
-                .or_insert_with(|| self.last_barrier.into_iter().collect());
-            let carried_by_name = self.carried.entry(name.clone()).or_default();
-            if analysis.definite_writes.contains(name) {
-                *providers = vec![idx];
-                carried_by_name.clone_from(&carried);
+        for name in cell.writes.iter().chain(&cell.may_mutate) {
+            let definite = analysis.definite_writes.contains(name) && cell.writes.contains(name);
+            let previous_carried = self.carried_by(name).cloned();
+            let previous_providers = self.providers_of(name).into_owned();
+            if definite {
+                self.providers.insert(name.clone(), vec![idx]);
+                self.carried.insert(name.clone(), carried.clone());
             } else {
+                let mut providers = previous_providers;
                 if !providers.contains(&idx) {
                     providers.push(idx);
                 }
-                carried_by_name.extend(carried.iter().cloned());
+                self.providers.insert(name.clone(), providers);
+                let merged = match previous_carried {
+                    Some(previous) => union(&previous, &carried),
+                    None => carried.clone(),
+                };
+                self.carried.insert(name.clone(), merged);
             }
-        }
-        for name in &cell.may_mutate {
-            let providers = self
-                .providers
-                .entry(name.clone())
-                .or_insert_with(|| self.last_barrier.into_iter().collect());
-            if !providers.contains(&idx) {
-                providers.push(idx);
-            }
-            self.carried
-                .entry(name.clone())
-                .or_default()
-                .extend(carried.iter().cloned());
         }
     }
 }
 
-impl Builder {
+fn union(a: &Carried, b: &Carried) -> Carried {
+    if a.is_empty() || Arc::ptr_eq(a, b) {
+        return b.clone();
+    }
+    if b.is_empty() {
+        return a.clone();
+    }
+    let mut merged: Vec<FunctionId> = a.iter().chain(b.iter()).copied().collect();
+    merged.sort_unstable();
+    merged.dedup();
+    Arc::from(merged)
+}
+
+impl Builder<'_> {
     /// Plain aliasing statements (`b = a`) make the two names share an object from now on;
     /// a definite rebinding ends the sharing of the old value.
     fn record_sharing(&mut self, analysis: &CellAnalysis) {
