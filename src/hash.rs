@@ -43,3 +43,34 @@ impl fmt::Debug for ContentHash {
         write!(f, "ContentHash({})", self.short(12))
     }
 }
+
+impl std::str::FromStr for ContentHash {
+    type Err = String;
+
+    /// Parses 64 hex digits.
+    fn from_str(hex: &str) -> Result<Self, Self::Err> {
+        if hex.len() != 64 || !hex.is_ascii() {
+            return Err(format!("expected 64 hex digits, found `{hex}`"));
+        }
+        let mut bytes = [0u8; 32];
+        for (idx, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[idx * 2..idx * 2 + 2], 16)
+                .map_err(|err| err.to_string())?;
+        }
+        Ok(ContentHash(bytes))
+    }
+}
+
+/// Hashes serialize as their hex text (in the store's records and in reports).
+impl serde::Serialize for ContentHash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContentHash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let hex = String::deserialize(deserializer)?;
+        hex.parse().map_err(serde::de::Error::custom)
+    }
+}

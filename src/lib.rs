@@ -11,10 +11,15 @@ pub mod cli;
 pub mod commands;
 pub mod db;
 pub mod env_vars;
+pub mod environment;
+pub mod exec;
 pub mod graph;
 pub mod hash;
+pub mod key;
 pub mod notebook;
+pub mod project;
 pub mod report;
+pub mod store;
 
 use cli::{Cli, Command};
 use commands::ExitStatus;
@@ -25,5 +30,6 @@ pub fn run(cli: &Cli) -> ExitStatus {
     let printer = Printer::new(cli.global.quiet);
     match &cli.command {
         Command::Plan(args) => commands::plan::plan(args, &printer),
+        Command::Run(args) => commands::run::run(args, &printer),
     }
 }

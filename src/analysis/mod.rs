@@ -79,6 +79,8 @@ pub struct CellAnalysis {
     pub syntax_errors: Vec<SyntaxError>,
     /// blake3 of the normalized code: comments, blank lines and layout do not change it.
     pub code_hash: ContentHash,
+    /// The cell ends with `;`: Jupyter shows no value for its last expression.
+    pub display_suppressed: bool,
 }
 
 impl CellAnalysis {
@@ -133,6 +135,7 @@ fn analyze_python(source: &str, extra_stores: &[String], line_offset: usize) -> 
         barriers: dedup(symbols.barriers),
         syntax_errors: Vec::new(),
         code_hash: hash_code(flag, normalized.as_bytes()),
+        display_suppressed: parsed.display_suppressed,
     }
 }
 
@@ -151,6 +154,7 @@ fn barrier_cell(source: &str, barrier: Barrier, syntax_errors: Vec<SyntaxError>)
         barriers: vec![barrier],
         syntax_errors,
         code_hash: hash_code(b"raw\n", source.as_bytes()),
+        display_suppressed: false,
     }
 }
 

@@ -1,13 +1,16 @@
 //! Command-line arguments (clap structs only; behaviour lives in `crate::commands`).
 
 mod plan;
+mod run;
 
 use clap::{ArgAction, Parser, Subcommand};
 
 pub use plan::{PlanArgs, PlanFormat};
+pub use run::RunArgs;
 
 const AFTER_HELP: &str = "\
 Examples:
+  nbmemo run analysis.ipynb               run the cells whose inputs changed, in parallel
   nbmemo plan analysis.ipynb              show the dependency graph of a notebook
   nbmemo plan notebook.py --format json   the same, as JSON for scripts
   nbmemo plan analysis.ipynb --format dot | dot -Tsvg > graph.svg
@@ -44,6 +47,9 @@ pub struct GlobalArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run notebooks: only invalidated cells execute, independent cells in parallel.
+    #[command(after_help = run::AFTER_HELP)]
+    Run(RunArgs),
     /// Show a notebook's dependency graph: what each cell reads, writes and waits for.
     #[command(after_help = plan::AFTER_HELP)]
     Plan(PlanArgs),

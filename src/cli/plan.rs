@@ -15,7 +15,9 @@ Output:
            \"waves\": 3, \"critical_path\": 3}
         `index` is the 0-based position among the notebook's code cells; `depends_on` lists such
         indices. Extra fields: `source_index` (position among all cells), `first_line`,
-        `barrier_reasons`, `inputs` (name → providing cells), `critical_path_cells`.
+        `barrier_reasons`, `inputs` (name → providing cells), `critical_path_cells`, and, when
+        the cache can tell (a previous run with the same interpreter), `cache` (\"cached\" or
+        \"would run\") and `reason` (why it would run); both null otherwise.
         A diagnostic is {\"cell\": 3, \"line\": 2, \"column\": 5, \"message\": \"...\"}.
   dot   a Graphviz digraph; edges are labelled with the names they carry.
 
@@ -36,6 +38,14 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+
+    /// The Python interpreter whose cached results to consult (as for `run`).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+
+    /// Where the cache lives [default: `.nbmemo` at the project root].
+    #[arg(long, value_name = "DIR", env = "NBMEMO_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// How `plan` prints the graph.

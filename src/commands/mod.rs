@@ -1,6 +1,7 @@
 //! What each subcommand does, from parsed arguments to an exit status.
 
 pub mod plan;
+pub mod run;
 
 /// How a command ended; `main` maps it to the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,9 +6,15 @@ use crate::cli::{PlanArgs, PlanFormat};
 use crate::db::{
     Database, NotebookFile, cell_analysis, code_cells, notebook_graph, parsed_notebook,
 };
+use crate::environment::InterpreterCache;
+use crate::exec::resolve_python;
+use crate::exec::scheduler::{CellSpec, Prediction, predict};
 use crate::notebook::CellKind;
+use crate::project;
 use crate::report::Printer;
 use crate::report::plan::{Plan, PlanCell};
+use crate::store::Store;
+use std::time::Duration;
 
 use super::ExitStatus;
 
@@ -47,10 +53,12 @@ pub fn plan(args: &PlanArgs, printer: &Printer) -> ExitStatus {
         })
         .collect();
     let graph = notebook_graph(&db, file);
+    let predictions = predictions(args, &notebook.cells, &cells, graph);
     let plan = Plan {
         path: &args.notebook,
         cells: &cells,
         graph,
+        predictions: predictions.as_deref(),
     };
     let output = match args.format {
         PlanFormat::Text => plan.to_text(),
@@ -73,4 +81,45 @@ pub fn plan(args: &PlanArgs, printer: &Printer) -> ExitStatus {
     } else {
         ExitStatus::Error
     }
+}
+
+/// Whether a run would replay or run each cell, from the cache, without starting Python. `None`
+/// when there is no cache yet or the interpreter's environment is not known.
+fn predictions(
+    args: &PlanArgs,
+    all_cells: &[crate::notebook::Cell],
+    cells: &[PlanCell<'_>],
+    graph: &crate::graph::Graph,
+) -> Option<Vec<Prediction>> {
+    let cache_dir = project::cache_dir(&args.notebook, args.cache_dir.as_deref());
+    if !cache_dir.exists() {
+        return None;
+    }
+    let python = resolve_python(args.python.as_deref());
+    let env = InterpreterCache::load(&cache_dir).lookup(&python)?;
+    let store = match Store::open(&cache_dir, Duration::from_secs(5)) {
+        Ok(store) => store,
+        Err(err) => {
+            tracing::warn!("cannot read the cache: {err}");
+            return None;
+        }
+    };
+    let previous = store
+        .get_notebook_state(&project::notebook_id(&args.notebook))
+        .ok()
+        .flatten();
+    let code: Vec<&crate::notebook::Cell> = all_cells
+        .iter()
+        .filter(|cell| cell.kind == CellKind::Code)
+        .collect();
+    let specs: Vec<CellSpec<'_>> = cells
+        .iter()
+        .zip(&code)
+        .map(|(cell, notebook_cell)| CellSpec {
+            source: cell.source,
+            analysis: cell.analysis,
+            always: crate::commands::run::is_always(notebook_cell),
+        })
+        .collect();
+    Some(predict(graph, &specs, &store, &env, previous.as_ref()))
 }

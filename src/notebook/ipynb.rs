@@ -261,6 +261,23 @@ fn multiline_string(value: &Value) -> Result<String, String> {
     }
 }
 
+/// nbformat 3 stores multi-line strings as lists of lines that may lack their line endings:
+/// when the first line has none, the lines are joined with `\n` (`_join_lines` in nbformat's
+/// `v3/rwbase.py`), otherwise concatenated.
+fn rejoin_v3_lines(value: &mut Value) {
+    let Value::Array(parts) = value else { return };
+    let Some(Value::String(first)) = parts.first() else {
+        return;
+    };
+    if first.ends_with('\n') || first.ends_with('\r') {
+        return;
+    }
+    let lines: Option<Vec<&str>> = parts.iter().map(Value::as_str).collect();
+    if let Some(lines) = lines {
+        *value = Value::from(lines.join("\n"));
+    }
+}
+
 /// Upgrades an nbformat 3 notebook to nbformat 4.0 in place (see the module docs).
 fn upgrade_v3(ctx: &Ctx<'_>, top: &mut Map<String, Value>) -> Result<(), NotebookError> {
     let orig_nbformat = top.shift_remove("orig_nbformat").filter(truthy);
@@ -325,6 +342,11 @@ fn upgrade_cell(ctx: &Ctx<'_>, cell_idx: usize, cell: Value) -> Result<Value, No
     };
     cell.entry("metadata")
         .or_insert_with(|| Value::Object(Map::new()));
+    for field in ["input", "source"] {
+        if let Some(value) = cell.get_mut(field) {
+            rejoin_v3_lines(value);
+        }
+    }
     let cell_type = cell
         .get("cell_type")
         .and_then(Value::as_str)

@@ -15,6 +15,7 @@ mod percent_options;
 #[cfg(test)]
 mod tests;
 mod text;
+pub mod write;
 
 use std::path::{Path, PathBuf};
 

@@ -1085,3 +1085,16 @@ fn no_stack_overflow_on_pathological_input() {
         Some("`nb.ipynb` is not valid JSON: recursion limit exceeded at line 1, column 152")
     );
 }
+
+#[test]
+fn nbformat3_lines_without_endings_are_joined_with_newlines() {
+    let v3 = r#"{"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": [{"cells": [
+        {"cell_type": "code", "input": ["a = 1", "b = 2"], "language": "python", "outputs": []},
+        {"cell_type": "heading", "level": 2, "source": ["Heading ", "one"]},
+        {"cell_type": "code", "input": ["c = 1\n", "d = 2"], "language": "python", "outputs": []}
+    ]}]}"#;
+    let notebook = parse_notebook(std::path::Path::new("old.ipynb"), v3.as_bytes()).expect("reads");
+    assert_eq!(notebook.cells[0].source, "a = 1\nb = 2");
+    assert_eq!(notebook.cells[1].source, "## Heading  one");
+    assert_eq!(notebook.cells[2].source, "c = 1\nd = 2");
+}

@@ -7,6 +7,7 @@
 pub mod diagnostic;
 pub mod plan;
 pub mod printer;
+pub mod run;
 
 pub use diagnostic::Diagnostic;
 pub use printer::Printer;

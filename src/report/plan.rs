@@ -9,6 +9,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::analysis::{CellAnalysis, NameSet};
+use crate::exec::scheduler::Prediction;
 use crate::graph::Graph;
 
 use super::Diagnostic;
@@ -33,6 +34,8 @@ pub struct Plan<'a> {
     pub cells: &'a [PlanCell<'a>],
     /// The dependency graph over `cells`.
     pub graph: &'a Graph,
+    /// Whether a run would replay or run each cell, when the cache could tell.
+    pub predictions: Option<&'a [Prediction]>,
 }
 
 impl Plan<'_> {
@@ -53,6 +56,11 @@ impl Plan<'_> {
                     })
             })
             .collect()
+    }
+
+    fn prediction(&self, idx: usize) -> Option<&Prediction> {
+        self.predictions
+            .and_then(|predictions| predictions.get(idx))
     }
 
     /// The plan as the stable JSON object.
@@ -84,6 +92,14 @@ impl Plan<'_> {
                     "first_line": first_line(cell.source),
                     "barrier_reasons": node.barriers.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "inputs": node.inputs,
+                    "cache": self.prediction(idx).map(|prediction| match prediction {
+                        Prediction::Cached => "cached",
+                        Prediction::WouldRun(_) => "would run",
+                    }),
+                    "reason": self.prediction(idx).map(|prediction| match prediction {
+                        Prediction::Cached => "",
+                        Prediction::WouldRun(reason) => reason.as_str(),
+                    }),
                 })
             })
             .collect();

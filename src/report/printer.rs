@@ -21,6 +21,11 @@ impl Printer {
         Printer { quiet }
     }
 
+    /// Whether warnings and notes are silenced.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// Writes `data` to stdout.
     ///
     /// # Errors

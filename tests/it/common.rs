@@ -107,3 +107,23 @@ pub fn ipynb(cells: &[&str]) -> String {
     }))
     .expect("json")
 }
+
+/// The Python the tests run workers with: `NBMEMO_TEST_PYTHON` (set by `just test` to the
+/// project's `.venv`), else `.venv/bin/python` if present, else `python3`.
+pub fn test_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("NBMEMO_TEST_PYTHON") {
+        return std::path::absolute(PathBuf::from(python)).expect("absolute path");
+    }
+    let venv = repo_root().join(".venv/bin/python");
+    if venv.exists() {
+        return venv;
+    }
+    crate::common::which("python3").unwrap_or_else(|| PathBuf::from("/usr/bin/python3"))
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}

@@ -1,0 +1,1026 @@
+//! The scheduler: runs a notebook's cells in dependency order, in parallel, through the cache.
+//!
+//! A cell becomes *ready* when every cell it depends on has finished. Then its inputs are
+//! resolved to concrete values: for each name it reads, the most recent of its (transitive)
+//! dependencies that produced that name. Their artifact hashes complete the cell's key; a key
+//! found in the store is replayed without Python, otherwise the cell goes to a worker slot.
+//! When a run finishes, what it produced is stored (artifacts first, then the record), so a
+//! later run with the same key replays it.
+//!
+//! Failures: a Python exception fails its cell (and is cached: it is deterministic); a crash,
+//! a timeout or a protocol error fails the cell and is never cached. Cells depending on a
+//! failed or skipped cell are skipped; the others go on.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustc_hash::FxHashMap;
+
+use crate::analysis::CellAnalysis;
+use crate::environment::Environment;
+use crate::graph::Graph;
+use crate::hash::ContentHash;
+use crate::key::{cell_key, resident_hash};
+use crate::store::{
+    CellRecord, CellTrace, ErrorInfo, NotebookState, RecordStatus, Store, Unpicklable, ValueGroup,
+};
+
+use super::pool::{Completion, Job, Pool};
+use super::protocol::{ExecRequest, ExecResult, InputGroup};
+use super::{Error, Worker};
+
+/// One code cell as the scheduler needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct CellSpec<'a> {
+    /// The cell's source.
+    pub source: &'a str,
+    /// Its analysis.
+    pub analysis: &'a CellAnalysis,
+    /// Tagged to run every time.
+    pub always: bool,
+}
+
+/// Options of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Ignore cached results.
+    pub force: bool,
+    /// Per-cell timeout.
+    pub timeout: Option<Duration>,
+    /// The cells' working directory (the notebook's folder).
+    pub cwd: PathBuf,
+    /// How many cells may run at once.
+    pub jobs: usize,
+    /// The interpreter.
+    pub python: PathBuf,
+}
+
+/// How a cell ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellStatus {
+    /// Executed in this run.
+    Ran,
+    /// Replayed from the store.
+    Cached,
+    /// Raised, crashed or timed out.
+    Failed,
+    /// Not run because a cell it depends on failed.
+    Skipped,
+}
+
+impl CellStatus {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CellStatus::Ran => "ran",
+            CellStatus::Cached => "cached",
+            CellStatus::Failed => "failed",
+            CellStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// What happened to one cell.
+#[derive(Debug, Clone)]
+pub struct CellOutcome {
+    /// Ran, cached, failed or skipped.
+    pub status: CellStatus,
+    /// Why it ran, why it failed, or why it was skipped.
+    pub reason: String,
+    /// Printed output (replayed for cached cells).
+    pub stdout: String,
+    /// Error output.
+    pub stderr: String,
+    /// nbformat outputs.
+    pub outputs: Vec<serde_json::Value>,
+    /// The exception, if the cell raised.
+    pub error: Option<ErrorInfo>,
+    /// Seconds since the run started, when the cell executed.
+    pub started_at: Option<f64>,
+    /// Seconds since the run started, when the cell finished executing.
+    pub finished_at: Option<f64>,
+    /// How long the cell took when it last executed (for cached cells: time saved).
+    pub duration_s: f64,
+    /// The cell's key, when its inputs could be resolved.
+    pub key: Option<ContentHash>,
+    /// The values it read: name and artifact hash.
+    pub inputs: Vec<(String, ContentHash)>,
+    /// Candidates whose mutation the run confirmed.
+    pub mutated: Vec<String>,
+    /// Values that could not be pickled: name and type.
+    pub unpicklable: Vec<(String, String)>,
+}
+
+impl CellOutcome {
+    fn skipped(reason: String) -> Self {
+        CellOutcome {
+            status: CellStatus::Skipped,
+            reason,
+            stdout: String::new(),
+            stderr: String::new(),
+            outputs: Vec::new(),
+            error: None,
+            started_at: None,
+            finished_at: None,
+            duration_s: 0.0,
+            key: None,
+            inputs: Vec::new(),
+            mutated: Vec::new(),
+            unpicklable: Vec::new(),
+        }
+    }
+}
+
+/// Receives each cell's outcome as soon as it is known.
+pub trait Observer {
+    /// Cell `index` (among code cells) is done.
+    fn cell_finished(&mut self, index: usize, outcome: &CellOutcome);
+    /// Cell `index` was sent to a worker.
+    fn cell_started(&mut self, _index: usize) {}
+}
+
+/// Errors that stop a whole run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The workers could not be started.
+    #[error(transparent)]
+    Exec(#[from] Error),
+    /// The store failed (I/O).
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+}
+
+/// A value as a later cell receives it.
+#[derive(Debug, Clone)]
+enum Emitted {
+    /// A pickle in the store (a group blob: names sharing objects share one artifact).
+    Artifact(ContentHash),
+    /// A value kept in a worker's memory.
+    Resident {
+        producer: usize,
+        slot: usize,
+        generation: u64,
+        id: String,
+        stand_in: ContentHash,
+        type_name: String,
+    },
+    /// Unbound by the cell.
+    Deleted,
+}
+
+enum State {
+    Waiting,
+    Ready {
+        key: ContentHash,
+        reason: String,
+    },
+    Running {
+        key: ContentHash,
+        inputs: Vec<(String, Emitted)>,
+        reason: String,
+    },
+    Finished,
+}
+
+/// Runs the cells of one notebook.
+pub struct Scheduler<'a> {
+    graph: &'a Graph,
+    cells: &'a [CellSpec<'a>],
+    store: &'a Store,
+    env: Environment,
+    options: RunOptions,
+    /// What the previous run of this notebook knew, to explain why a cell runs.
+    previous: Option<&'a NotebookState>,
+    pool: Option<Pool>,
+    /// A worker started before the pool (to learn the environment), handed to slot 0.
+    first_worker: Option<Worker>,
+    state: Vec<State>,
+    outcomes: Vec<Option<CellOutcome>>,
+    emitted: Vec<FxHashMap<String, Emitted>>,
+    /// Transitive dependencies of each cell, latest first.
+    ancestors: Vec<Vec<usize>>,
+    busy: Vec<bool>,
+    generation: Vec<u64>,
+    /// (producer, reader) pairs already re-run to rebuild a resident value.
+    rebuilds: Vec<(usize, usize)>,
+    start: Instant,
+}
+
+impl<'a> Scheduler<'a> {
+    /// A scheduler for `cells` (code cells, in order) over `graph`.
+    pub fn new(
+        graph: &'a Graph,
+        cells: &'a [CellSpec<'a>],
+        store: &'a Store,
+        env: Environment,
+        options: RunOptions,
+        first_worker: Option<Worker>,
+        previous: Option<&'a NotebookState>,
+    ) -> Self {
+        let n_cells = cells.len();
+        let ancestors = ancestors(graph);
+        let slots = options.jobs.max(1);
+        Scheduler {
+            graph,
+            cells,
+            store,
+            env,
+            options,
+            previous,
+            pool: None,
+            first_worker,
+            state: (0..n_cells).map(|_| State::Waiting).collect(),
+            outcomes: vec![None; n_cells],
+            emitted: vec![FxHashMap::default(); n_cells],
+            ancestors,
+            busy: vec![false; slots],
+            generation: vec![0; slots],
+            rebuilds: Vec::new(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Runs every cell and returns their outcomes, in cell order.
+    pub fn run(mut self, observer: &mut dyn Observer) -> Result<Vec<CellOutcome>, RunError> {
+        loop {
+            self.settle(observer)?;
+            // A rebuild makes an earlier cell ready again: dispatch until nothing changes.
+            while self.dispatch(observer) {}
+            if !self.busy.iter().any(|&busy| busy) {
+                // Nothing runs and nothing more could be settled: either all is done, or the
+                // remaining cells wait on something that will never come (a bug): fail them.
+                let stuck: Vec<usize> = (0..self.cells.len())
+                    .filter(|&idx| !matches!(self.state[idx], State::Finished))
+                    .collect();
+                for idx in stuck {
+                    let outcome = CellOutcome::skipped("could not be scheduled".to_string());
+                    self.finish(idx, outcome, observer);
+                }
+                break;
+            }
+            let Some(pool) = self.pool.as_ref() else {
+                break;
+            };
+            let Ok(completion) = pool.completions.recv() else {
+                break;
+            };
+            self.complete(completion, observer)?;
+        }
+        if let Err(err) = self.store.flush() {
+            tracing::warn!("failed to flush the cache: {err}");
+        }
+        Ok(self
+            .outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or_else(|| CellOutcome::skipped(String::new())))
+            .collect())
+    }
+
+    /// Moves waiting cells whose dependencies are all finished to skipped, cached or ready.
+    fn settle(&mut self, observer: &mut dyn Observer) -> Result<(), RunError> {
+        for idx in 0..self.cells.len() {
+            if !matches!(self.state[idx], State::Waiting) {
+                continue;
+            }
+            let deps = &self.graph.cells[idx].depends_on;
+            if deps
+                .keys()
+                .any(|&dep| !matches!(self.state[dep], State::Finished))
+            {
+                continue;
+            }
+            let failed_dep = deps.keys().copied().find(|&dep| {
+                self.outcomes[dep].as_ref().is_some_and(|outcome| {
+                    matches!(outcome.status, CellStatus::Failed | CellStatus::Skipped)
+                })
+            });
+            if let Some(dep) = failed_dep {
+                let why = match self.outcomes[dep].as_ref().map(|outcome| outcome.status) {
+                    Some(CellStatus::Failed) => format!("cell {dep} failed"),
+                    _ => format!("cell {dep} was skipped"),
+                };
+                self.finish(idx, CellOutcome::skipped(why), observer);
+                continue;
+            }
+            let inputs = self.resolve(idx);
+            let pairs: Vec<(&str, ContentHash)> = inputs
+                .iter()
+                .filter_map(|(name, emitted)| match emitted {
+                    Emitted::Artifact(hash) => Some((name.as_str(), *hash)),
+                    Emitted::Resident { stand_in, .. } => Some((name.as_str(), *stand_in)),
+                    Emitted::Deleted => None,
+                })
+                .collect();
+            let key = cell_key(
+                &self.env.fingerprint,
+                &self.cells[idx].analysis.code_hash,
+                &pairs,
+            );
+            let owned_pairs: Vec<(String, ContentHash)> = pairs
+                .iter()
+                .map(|(name, hash)| ((*name).to_string(), *hash))
+                .collect();
+            let reason = if self.options.force {
+                "forced (--force)".to_string()
+            } else if self.cells[idx].always {
+                "tagged `nbmemo: always`".to_string()
+            } else {
+                match self.replayable(&key)? {
+                    Some(record) => {
+                        self.replay(idx, key, owned_pairs, &record, observer);
+                        continue;
+                    }
+                    None => explain(
+                        self.previous,
+                        idx,
+                        &self.cells[idx].analysis.code_hash,
+                        &self.env.fingerprint,
+                        &owned_pairs,
+                    ),
+                }
+            };
+            self.state[idx] = State::Ready { key, reason };
+        }
+        Ok(())
+    }
+
+    /// The stored record for `key`, if every artifact it refers to is still there.
+    fn replayable(&self, key: &ContentHash) -> Result<Option<CellRecord>, RunError> {
+        let Some(record) = self.store.get_record(key)? else {
+            return Ok(None);
+        };
+        for group in &record.values {
+            if !self.store.has_artifact(&group.artifact)? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(record))
+    }
+
+    /// For each name cell `idx` reads, the value it gets: from the latest dependency that
+    /// produced (or deleted) the name.
+    fn resolve(&self, idx: usize) -> Vec<(String, Emitted)> {
+        let mut inputs = Vec::new();
+        for name in &self.graph.cells[idx].reads {
+            for &ancestor in &self.ancestors[idx] {
+                if let Some(emitted) = self.emitted[ancestor].get(name) {
+                    inputs.push((name.clone(), emitted.clone()));
+                    break;
+                }
+            }
+        }
+        inputs
+    }
+
+    fn replay(
+        &mut self,
+        idx: usize,
+        key: ContentHash,
+        inputs: Vec<(String, ContentHash)>,
+        record: &CellRecord,
+        observer: &mut dyn Observer,
+    ) {
+        self.emitted[idx] = emitted_of_record(record, &key, idx);
+        let failed = record.status == RecordStatus::Error;
+        let outcome = CellOutcome {
+            status: if failed {
+                CellStatus::Failed
+            } else {
+                CellStatus::Cached
+            },
+            reason: if failed {
+                "raised (cached result)".to_string()
+            } else {
+                String::new()
+            },
+            stdout: record.stdout.clone(),
+            stderr: record.stderr.clone(),
+            outputs: record.outputs.clone(),
+            error: record.error.clone(),
+            started_at: None,
+            finished_at: None,
+            duration_s: record.duration_s,
+            key: Some(key),
+            inputs,
+            mutated: record.mutated.clone(),
+            unpicklable: record
+                .unpicklable
+                .iter()
+                .map(|value| (value.name.clone(), value.type_name.clone()))
+                .collect(),
+        };
+        self.finish(idx, outcome, observer);
+    }
+
+    /// Sends ready cells to idle slots, lowest index first. Returns whether a producer was
+    /// made ready again (to rebuild a value), so another pass may dispatch it.
+    fn dispatch(&mut self, observer: &mut dyn Observer) -> bool {
+        let mut again = false;
+        for idx in 0..self.cells.len() {
+            if !matches!(self.state[idx], State::Ready { .. }) {
+                continue;
+            }
+            let State::Ready { key, reason, .. } =
+                std::mem::replace(&mut self.state[idx], State::Waiting)
+            else {
+                continue;
+            };
+            // Resolve again: a producer re-run since may have rebuilt resident values.
+            let inputs = self.resolve(idx);
+            // Values kept in one worker's memory pin the cell to that worker. A value whose
+            // worker is gone (or that was replayed from the cache) is rebuilt by running its
+            // producer again.
+            let mut pinned: Option<(usize, u64)> = None;
+            let mut rebuild: Option<(usize, String, String)> = None;
+            for (name, emitted) in &inputs {
+                if let Emitted::Resident {
+                    producer,
+                    slot,
+                    generation,
+                    type_name,
+                    ..
+                } = emitted
+                {
+                    let here = (*slot, *generation);
+                    let live = self.generation.get(*slot) == Some(generation);
+                    if !live || pinned.is_some_and(|pin| pin != here) {
+                        rebuild = rebuild.or(Some((*producer, name.clone(), type_name.clone())));
+                    }
+                    pinned = Some(here);
+                }
+            }
+            if let Some((producer, name, type_name)) = rebuild {
+                if !matches!(self.state[producer], State::Finished) {
+                    // The producer is being rebuilt: wait for it.
+                    self.state[idx] = State::Ready { key, reason };
+                    continue;
+                }
+                if self.rebuilds.contains(&(producer, idx)) {
+                    let outcome = CellOutcome {
+                        status: CellStatus::Failed,
+                        reason: format!(
+                            "`{name}` holds a `{type_name}`, which cannot be pickled, and could not be rebuilt in one worker"
+                        ),
+                        key: Some(key),
+                        ..CellOutcome::skipped(String::new())
+                    };
+                    self.finish(idx, outcome, observer);
+                    continue;
+                }
+                self.rebuilds.push((producer, idx));
+                {
+                    again = true;
+                    let producer_key = self.outcomes[producer]
+                        .as_ref()
+                        .and_then(|outcome| outcome.key)
+                        .unwrap_or(key);
+                    self.state[producer] = State::Ready {
+                        key: producer_key,
+                        reason: format!(
+                            "re-run to rebuild `{name}`: a `{type_name}` cannot be cached"
+                        ),
+                    };
+                }
+                self.state[idx] = State::Ready { key, reason };
+                continue;
+            }
+            let slot = match pinned {
+                Some((slot, _)) => (!self.busy[slot]).then_some(slot),
+                None => self.busy.iter().position(|&busy| !busy),
+            };
+            let Some(slot) = slot else {
+                self.state[idx] = State::Ready { key, reason };
+                continue;
+            };
+            match self.job(idx, &inputs) {
+                Ok(job) => {
+                    self.ensure_pool();
+                    if let Some(pool) = self.pool.as_ref() {
+                        pool.submit(slot, job);
+                    }
+                    self.busy[slot] = true;
+                    observer.cell_started(idx);
+                    self.state[idx] = State::Running {
+                        key,
+                        inputs,
+                        reason,
+                    };
+                }
+                Err(message) => {
+                    let outcome = CellOutcome {
+                        status: CellStatus::Failed,
+                        reason: message,
+                        key: Some(key),
+                        ..CellOutcome::skipped(String::new())
+                    };
+                    self.finish(idx, outcome, observer);
+                }
+            }
+        }
+        again
+    }
+
+    fn ensure_pool(&mut self) {
+        if self.pool.is_none() {
+            let pool = Pool::new(
+                self.options.python.clone(),
+                self.busy.len(),
+                self.first_worker.take(),
+            );
+            self.pool = Some(pool);
+        }
+    }
+
+    /// Builds the request for cell `idx`: its input groups and their pickles.
+    fn job(&self, idx: usize, inputs: &[(String, Emitted)]) -> Result<Job, String> {
+        let node = &self.graph.cells[idx];
+        let mut groups: Vec<InputGroup> = Vec::new();
+        let mut blobs: Vec<Arc<Vec<u8>>> = Vec::new();
+        let mut blob_of: FxHashMap<ContentHash, usize> = FxHashMap::default();
+        let mut resident_of: FxHashMap<String, usize> = FxHashMap::default();
+        for (name, emitted) in inputs {
+            match emitted {
+                Emitted::Artifact(hash) => {
+                    if let Some(&group) = blob_of.get(hash) {
+                        groups[group].names.push(name.clone());
+                        continue;
+                    }
+                    let bytes = match self.store.get_artifact(hash) {
+                        Ok(Some(bytes)) => bytes,
+                        Ok(None) => {
+                            return Err(format!(
+                                "the cached value of `{name}` is missing or damaged; run again to recompute it"
+                            ));
+                        }
+                        Err(err) => {
+                            return Err(format!(
+                                "failed to read the cached value of `{name}`: {err}"
+                            ));
+                        }
+                    };
+                    blobs.push(Arc::new(bytes));
+                    blob_of.insert(*hash, groups.len());
+                    groups.push(InputGroup {
+                        names: vec![name.clone()],
+                        blob: Some(blobs.len() - 1),
+                        resident: None,
+                    });
+                }
+                Emitted::Resident { id, .. } => {
+                    if let Some(&group) = resident_of.get(id) {
+                        groups[group].names.push(name.clone());
+                        continue;
+                    }
+                    resident_of.insert(id.clone(), groups.len());
+                    groups.push(InputGroup {
+                        names: vec![name.clone()],
+                        blob: None,
+                        resident: Some(id.clone()),
+                    });
+                }
+                Emitted::Deleted => {}
+            }
+        }
+        let supplied: Vec<&String> = inputs
+            .iter()
+            .filter(|(_, emitted)| !matches!(emitted, Emitted::Deleted))
+            .map(|(name, _)| name)
+            .collect();
+        let candidates: Vec<String> = node
+            .may_mutate
+            .iter()
+            .filter(|name| supplied.contains(name))
+            .cloned()
+            .collect();
+        let writes = (!node.is_barrier()).then(|| node.writes.iter().cloned().collect());
+        let request = ExecRequest {
+            kind: "exec",
+            cell: idx,
+            code: self.cells[idx].source.to_string(),
+            filename: format!("<cell {idx}>"),
+            cwd: self.options.cwd.display().to_string(),
+            inputs: groups,
+            candidates,
+            writes,
+            display_suppressed: self.cells[idx].analysis.display_suppressed,
+        };
+        Ok(Job {
+            cell: idx,
+            request,
+            blobs,
+            timeout: self.options.timeout,
+        })
+    }
+
+    /// Handles a finished job: stores what it produced and records its outcome.
+    fn complete(
+        &mut self,
+        completion: Completion,
+        observer: &mut dyn Observer,
+    ) -> Result<(), RunError> {
+        let idx = completion.cell;
+        self.busy[completion.slot] = false;
+        self.generation[completion.slot] = completion.generation;
+        let State::Running {
+            key,
+            inputs,
+            reason,
+        } = std::mem::replace(&mut self.state[idx], State::Waiting)
+        else {
+            return Ok(());
+        };
+        let started_at = completion.started.duration_since(self.start).as_secs_f64();
+        let finished_at = completion.finished.duration_since(self.start).as_secs_f64();
+        let pairs: Vec<(String, ContentHash)> = inputs
+            .iter()
+            .filter_map(|(name, emitted)| match emitted {
+                Emitted::Artifact(hash) => Some((name.clone(), *hash)),
+                Emitted::Resident { stand_in, .. } => Some((name.clone(), *stand_in)),
+                Emitted::Deleted => None,
+            })
+            .collect();
+        let (result, blobs) = match completion.outcome {
+            Ok(result) => result,
+            Err(err) if err.is_cell_fault() => {
+                // Crashes and timeouts are transient: reported, never cached.
+                let outcome = CellOutcome {
+                    status: CellStatus::Failed,
+                    reason: err.to_string(),
+                    started_at: Some(started_at),
+                    finished_at: Some(finished_at),
+                    duration_s: finished_at - started_at,
+                    key: Some(key),
+                    inputs: pairs,
+                    ..CellOutcome::skipped(String::new())
+                };
+                self.finish(idx, outcome, observer);
+                return Ok(());
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let record = self.record(
+            &result,
+            &blobs,
+            completion.slot,
+            completion.generation,
+            idx,
+            &key,
+        )?;
+        if let Err(err) = self.store.put_record(&key, &record) {
+            tracing::warn!("failed to cache cell {idx}: {err}");
+        }
+        let failed = result.is_error();
+        let outcome = CellOutcome {
+            status: if failed {
+                CellStatus::Failed
+            } else {
+                CellStatus::Ran
+            },
+            reason: if failed {
+                result.error.as_ref().map_or_else(
+                    || "raised".to_string(),
+                    |err| format!("{}: {}", err.ename, err.evalue),
+                )
+            } else {
+                reason
+            },
+            stdout: record.stdout,
+            stderr: record.stderr,
+            outputs: record.outputs,
+            error: record.error,
+            started_at: Some(started_at),
+            finished_at: Some(finished_at),
+            duration_s: result.duration_s,
+            key: Some(key),
+            inputs: pairs,
+            mutated: result.mutated.clone(),
+            unpicklable: record
+                .unpicklable
+                .iter()
+                .map(|value| (value.name.clone(), value.type_name.clone()))
+                .collect(),
+        };
+        self.finish(idx, outcome, observer);
+        Ok(())
+    }
+
+    /// Stores a result's artifacts and builds its record; fills in what the cell emitted.
+    fn record(
+        &mut self,
+        result: &ExecResult,
+        blobs: &[Vec<u8>],
+        slot: usize,
+        generation: u64,
+        idx: usize,
+        key: &ContentHash,
+    ) -> Result<CellRecord, RunError> {
+        let mut values = Vec::new();
+        let mut emitted = FxHashMap::default();
+        if !result.is_error() {
+            for group in &result.values {
+                let Some(bytes) = blobs.get(group.blob) else {
+                    continue;
+                };
+                let artifact = self.store.put_artifact(bytes)?;
+                for name in &group.names {
+                    emitted.insert(name.clone(), Emitted::Artifact(artifact));
+                }
+                values.push(ValueGroup {
+                    names: group.names.clone(),
+                    artifact,
+                });
+            }
+            for name in &result.deleted {
+                emitted.insert(name.clone(), Emitted::Deleted);
+            }
+            for value in &result.unpicklable {
+                emitted.insert(
+                    value.name.clone(),
+                    Emitted::Resident {
+                        producer: idx,
+                        slot,
+                        generation,
+                        id: value.resident.clone(),
+                        stand_in: resident_hash(key, &value.name),
+                        type_name: value.type_name.clone(),
+                    },
+                );
+            }
+        }
+        self.emitted[idx] = emitted;
+        let created_unix_s = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |time| time.as_secs());
+        Ok(CellRecord {
+            status: if result.is_error() {
+                RecordStatus::Error
+            } else {
+                RecordStatus::Ok
+            },
+            stdout: result.stdout.clone(),
+            stderr: result.stderr.clone(),
+            outputs: result.outputs.clone(),
+            error: result.error.as_ref().map(|err| ErrorInfo {
+                ename: err.ename.clone(),
+                evalue: err.evalue.clone(),
+                traceback: err.traceback.clone(),
+                line: err.line,
+            }),
+            values,
+            deleted: result.deleted.clone(),
+            mutated: result.mutated.clone(),
+            unpicklable: result
+                .unpicklable
+                .iter()
+                .map(|value| Unpicklable {
+                    name: value.name.clone(),
+                    type_name: value.type_name.clone(),
+                })
+                .collect(),
+            duration_s: result.duration_s,
+            created_unix_s,
+        })
+    }
+
+    fn finish(&mut self, idx: usize, outcome: CellOutcome, observer: &mut dyn Observer) {
+        observer.cell_finished(idx, &outcome);
+        self.outcomes[idx] = Some(outcome);
+        self.state[idx] = State::Finished;
+    }
+}
+
+/// Why a cell whose key is not in the store must run, from what the previous run recorded.
+pub fn explain(
+    previous: Option<&NotebookState>,
+    idx: usize,
+    code: &ContentHash,
+    env: &ContentHash,
+    inputs: &[(String, ContentHash)],
+) -> String {
+    let Some(previous) = previous else {
+        return "no previous run".to_string();
+    };
+    let trace = previous.traces.get(idx).and_then(Option::as_ref);
+    let Some(trace) = trace.filter(|trace| trace.code_hash == *code) else {
+        let moved = previous
+            .traces
+            .iter()
+            .flatten()
+            .any(|trace| trace.code_hash == *code);
+        return if moved {
+            "cell moved".to_string()
+        } else if trace.is_some() || previous.traces.len() > idx {
+            "code changed".to_string()
+        } else {
+            "new cell".to_string()
+        };
+    };
+    if trace.env != *env {
+        return "environment changed".to_string();
+    }
+    let before: FxHashMap<&str, &ContentHash> = trace
+        .inputs
+        .iter()
+        .map(|(name, hash)| (name.as_str(), hash))
+        .collect();
+    let now: FxHashMap<&str, &ContentHash> = inputs
+        .iter()
+        .map(|(name, hash)| (name.as_str(), hash))
+        .collect();
+    let mut changed: Vec<&str> = now
+        .iter()
+        .filter(|(name, hash)| before.get(*name).is_some_and(|old| old != *hash))
+        .map(|(name, _)| *name)
+        .collect();
+    let mut added: Vec<&str> = now
+        .keys()
+        .filter(|name| !before.contains_key(*name))
+        .copied()
+        .collect();
+    let mut removed: Vec<&str> = before
+        .keys()
+        .filter(|name| !now.contains_key(*name))
+        .copied()
+        .collect();
+    changed.sort_unstable();
+    added.sort_unstable();
+    removed.sort_unstable();
+    let quote = |names: &[&str]| {
+        names
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if !changed.is_empty() {
+        parts.push(format!("input {} changed", quote(&changed)));
+    }
+    if !added.is_empty() {
+        parts.push(format!("now reads {}", quote(&added)));
+    }
+    if !removed.is_empty() {
+        parts.push(format!("no longer reads {}", quote(&removed)));
+    }
+    if parts.is_empty() {
+        "no cached result".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// The trace of a cell's inputs, to explain the next run.
+pub fn trace_of(code: &ContentHash, env: &ContentHash, outcome: &CellOutcome) -> Option<CellTrace> {
+    outcome.key.map(|_| CellTrace {
+        code_hash: *code,
+        env: *env,
+        inputs: outcome.inputs.clone(),
+    })
+}
+
+/// What a stored record makes available to later cells.
+fn emitted_of_record(
+    record: &CellRecord,
+    key: &ContentHash,
+    producer: usize,
+) -> FxHashMap<String, Emitted> {
+    let mut emitted = FxHashMap::default();
+    if record.status == RecordStatus::Error {
+        return emitted;
+    }
+    for group in &record.values {
+        for name in &group.names {
+            emitted.insert(name.clone(), Emitted::Artifact(group.artifact));
+        }
+    }
+    for name in &record.deleted {
+        emitted.insert(name.clone(), Emitted::Deleted);
+    }
+    for value in &record.unpicklable {
+        // No worker holds it: a reader that must run cannot get it.
+        emitted.insert(
+            value.name.clone(),
+            Emitted::Resident {
+                producer,
+                slot: usize::MAX,
+                generation: u64::MAX,
+                id: String::new(),
+                stand_in: resident_hash(key, &value.name),
+                type_name: value.type_name.clone(),
+            },
+        );
+    }
+    emitted
+}
+
+/// Transitive dependencies of each cell, latest first.
+fn ancestors(graph: &Graph) -> Vec<Vec<usize>> {
+    let n_cells = graph.cells.len();
+    let words = n_cells.div_ceil(64);
+    let mut sets: Vec<Vec<u64>> = Vec::with_capacity(n_cells);
+    for node in &graph.cells {
+        let mut set = vec![0u64; words];
+        for &dep in node.depends_on.keys() {
+            set[dep / 64] |= 1 << (dep % 64);
+            for (word, dep_word) in set.iter_mut().zip(&sets[dep]) {
+                *word |= dep_word;
+            }
+        }
+        sets.push(set);
+    }
+    sets.into_iter()
+        .map(|set| {
+            (0..n_cells)
+                .rev()
+                .filter(|&idx| set[idx / 64] & (1 << (idx % 64)) != 0)
+                .collect()
+        })
+        .collect()
+}
+
+/// What a run would do with a cell, predicted from the store without executing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prediction {
+    /// Its key is in the store: it would be replayed.
+    Cached,
+    /// It would run, and why.
+    WouldRun(String),
+}
+
+/// Predicts, for every cell, whether a run would replay it or run it (`nbmemo plan`). A cell
+/// downstream of one that would run is predicted to run too (early cutoff may still spare it).
+pub fn predict(
+    graph: &Graph,
+    cells: &[CellSpec<'_>],
+    store: &Store,
+    env: &Environment,
+    previous: Option<&NotebookState>,
+) -> Vec<Prediction> {
+    let ancestors = ancestors(graph);
+    let mut emitted: Vec<FxHashMap<String, Option<Emitted>>> =
+        vec![FxHashMap::default(); cells.len()];
+    let mut predictions = Vec::with_capacity(cells.len());
+    for idx in 0..cells.len() {
+        let node = &graph.cells[idx];
+        let mut pairs: Vec<(&str, ContentHash)> = Vec::new();
+        let mut unknown: Option<usize> = None;
+        for name in &node.reads {
+            for &ancestor in &ancestors[idx] {
+                if let Some(value) = emitted[ancestor].get(name) {
+                    match value {
+                        Some(Emitted::Artifact(hash)) => pairs.push((name, *hash)),
+                        Some(Emitted::Resident { stand_in, .. }) => pairs.push((name, *stand_in)),
+                        Some(Emitted::Deleted) => {}
+                        None => unknown = unknown.or(Some(ancestor)),
+                    }
+                    break;
+                }
+            }
+        }
+        let code = &cells[idx].analysis.code_hash;
+        let record = if unknown.is_none() && !cells[idx].always {
+            let key = cell_key(&env.fingerprint, code, &pairs);
+            store
+                .get_record(&key)
+                .ok()
+                .flatten()
+                .map(|record| (key, record))
+        } else {
+            None
+        };
+        match record {
+            Some((key, record)) => {
+                emitted[idx] = emitted_of_record(&record, &key, idx)
+                    .into_iter()
+                    .map(|(name, value)| (name, Some(value)))
+                    .collect();
+                predictions.push(Prediction::Cached);
+            }
+            None => {
+                let barrier_reads = node.is_barrier().then_some(&node.reads);
+                for name in node
+                    .writes
+                    .iter()
+                    .chain(&node.may_mutate)
+                    .chain(barrier_reads.into_iter().flatten())
+                {
+                    emitted[idx].insert(name.clone(), None);
+                }
+                let reason = if cells[idx].always {
+                    "tagged `nbmemo: always`".to_string()
+                } else if let Some(upstream) = unknown {
+                    format!("cell {upstream} runs first")
+                } else {
+                    let owned: Vec<(String, ContentHash)> = pairs
+                        .iter()
+                        .map(|(name, hash)| ((*name).to_string(), *hash))
+                        .collect();
+                    explain(previous, idx, code, &env.fingerprint, &owned)
+                };
+                predictions.push(Prediction::WouldRun(reason));
+            }
+        }
+    }
+    predictions
+}

@@ -1,0 +1,476 @@
+//! `nbmemo run` against real Python: results equal sequential execution, caching, edits,
+//! mutation, unpicklable values, failures, parallelism (issue #3).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::common::{Run, TestContext, ipynb, repo_root, test_python};
+
+/// A project with a Python wrapper that logs every interpreter start, so tests can assert how
+/// many Python processes a run started.
+struct Project {
+    ctx: TestContext,
+    python: PathBuf,
+    starts: PathBuf,
+}
+
+impl Project {
+    fn new() -> Self {
+        let ctx = TestContext::new();
+        let starts = ctx.path("python-starts.log");
+        let real = test_python();
+        let wrapper = ctx.write(
+            "bin/python",
+            format!(
+                "#!/bin/sh\necho start >> '{}'\nexec '{}' \"$@\"\n",
+                starts.display(),
+                real.display()
+            ),
+        );
+        make_executable(&wrapper);
+        std::fs::create_dir_all(ctx.path(".git")).expect("mark the project root");
+        Project {
+            ctx,
+            python: wrapper,
+            starts,
+        }
+    }
+
+    fn write_notebook(&self, name: &str, cells: &[&str]) -> PathBuf {
+        self.ctx.write(name, ipynb(cells))
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let python = self.python.display().to_string();
+        let mut full = vec!["run", "--python", &python];
+        full.extend_from_slice(args);
+        self.ctx.nbmemo(&full)
+    }
+
+    fn run_json(&self, args: &[&str]) -> Value {
+        let mut full = args.to_vec();
+        full.push("--json");
+        let run = self.run(&full);
+        assert!(
+            run.code == 0 || run.code == 1,
+            "exit {}: {}\n{}",
+            run.code,
+            run.stderr,
+            run.stdout
+        );
+        run.json()
+    }
+
+    fn python_starts(&self) -> usize {
+        std::fs::read_to_string(&self.starts).map_or(0, |log| log.lines().count())
+    }
+}
+
+fn make_executable(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut permissions = std::fs::metadata(path).expect("stat").permissions();
+        permissions.set_mode(0o755);
+        std::fs::set_permissions(path, permissions).expect("chmod");
+    }
+}
+
+fn statuses(report: &Value) -> Vec<String> {
+    report["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .map(|cell| cell["status"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+fn stdouts(report: &Value) -> Vec<String> {
+    report["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .map(|cell| cell["stdout"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Per-cell stdout of sequential top-to-bottom execution in one interpreter.
+fn sequential(notebook: &Path) -> Vec<String> {
+    let output = std::process::Command::new(test_python())
+        .arg(repo_root().join("tests/it/sequential.py"))
+        .arg(notebook)
+        .output()
+        .expect("run the sequential reference");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let cells: Value = serde_json::from_slice(&output.stdout).expect("reference JSON");
+    cells
+        .as_array()
+        .expect("cells")
+        .iter()
+        .map(|cell| cell["stdout"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+const BASIC: &[&str] = &[
+    "import math\nbase = 10",
+    "squares = [i * i for i in range(base)]\nprint(sum(squares))",
+    "def describe(xs):\n    return f'{len(xs)} values, max {max(xs)}'\nprint(describe(squares))",
+    "root = math.sqrt(squares[-1])\nprint(root)",
+    "print('done', base)",
+];
+
+#[test]
+fn cold_run_equals_sequential_then_everything_is_cached_without_python() {
+    let project = Project::new();
+    let notebook = project.write_notebook("nb.ipynb", BASIC);
+    let first = project.run_json(&["nb.ipynb"]);
+    assert_eq!(statuses(&first), vec!["ran"; 5], "{first:#}");
+    assert_eq!(stdouts(&first), sequential(&notebook));
+    assert_eq!(first["summary"]["ran"], 5);
+
+    let starts = project.python_starts();
+    assert!(starts >= 1);
+    let second = project.run_json(&["nb.ipynb"]);
+    assert_eq!(statuses(&second), vec!["cached"; 5], "{second:#}");
+    assert_eq!(
+        stdouts(&second),
+        stdouts(&first),
+        "cached cells replay their output"
+    );
+    assert_eq!(
+        project.python_starts(),
+        starts,
+        "a fully cached run starts no Python"
+    );
+    for cell in second["cells"].as_array().expect("cells") {
+        assert!(cell["started_at"].is_null(), "{cell}");
+    }
+}
+
+#[test]
+fn edits_rerun_exactly_what_they_invalidate() {
+    let project = Project::new();
+    project.write_notebook("nb.ipynb", BASIC);
+    project.run_json(&["nb.ipynb"]);
+
+    // Edit the last cell: only it runs.
+    let mut cells = BASIC.to_vec();
+    cells[4] = "print('finished', base)";
+    project.write_notebook("nb.ipynb", &cells);
+    let report = project.run_json(&["nb.ipynb"]);
+    assert_eq!(
+        statuses(&report),
+        vec!["cached", "cached", "cached", "cached", "ran"],
+        "{report:#}"
+    );
+    assert_eq!(report["cells"][4]["stdout"], "finished 10\n");
+
+    // A comment-only edit runs nothing.
+    cells[1] =
+        "# the squares\nsquares = [i * i for i in range(base)]  # list\n\nprint(sum(squares))";
+    project.write_notebook("nb.ipynb", &cells);
+    let report = project.run_json(&["nb.ipynb"]);
+    assert_eq!(statuses(&report), vec!["cached"; 5], "{report:#}");
+
+    // A middle edit runs the cell and its dependants, not the independent ones.
+    cells[1] = "squares = [i * i for i in range(base + 1)]\nprint(sum(squares))";
+    project.write_notebook("nb.ipynb", &cells);
+    let report = project.run_json(&["nb.ipynb"]);
+    assert_eq!(
+        statuses(&report),
+        vec!["cached", "ran", "ran", "ran", "cached"],
+        "{report:#}"
+    );
+    assert!(
+        report["cells"][2]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`squares`"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn early_cutoff_an_edit_that_keeps_the_value_reruns_no_dependant() {
+    let project = Project::new();
+    let cells = ["x = 1 + 1", "y = x * 10\nprint(y)", "print(y + 1)"];
+    project.write_notebook("nb.ipynb", &cells);
+    project.run_json(&["nb.ipynb"]);
+    project.write_notebook("nb.ipynb", &["x = 2", cells[1], cells[2]]);
+    let report = project.run_json(&["nb.ipynb"]);
+    assert_eq!(
+        statuses(&report),
+        vec!["ran", "cached", "cached"],
+        "{report:#}"
+    );
+}
+
+#[test]
+fn mutation_and_aliases_give_sequential_results() {
+    let project = Project::new();
+    let cells = [
+        "items = [1]",
+        "items.append(2)",
+        "def add(xs, v):\n    xs.append(v)",
+        "add(items, 3)",
+        "alias = items",
+        "alias.append(4)",
+        "print(items, alias is items)",
+        "d = {'a': 1}\nd['b'] = 2",
+        "d['c'] = 3",
+        "print(sorted(d.items()))",
+    ];
+    let notebook = project.write_notebook("nb.ipynb", &cells);
+    let report = project.run_json(&["nb.ipynb"]);
+    assert_eq!(report["summary"]["failed"], 0, "{report:#}");
+    assert_eq!(stdouts(&report), sequential(&notebook), "{report:#}");
+    assert_eq!(report["cells"][6]["stdout"], "[1, 2, 3, 4] True\n");
+    let again = project.run_json(&["nb.ipynb"]);
+    assert_eq!(stdouts(&again), sequential(&notebook));
+}
+
+#[test]
+fn functions_see_globals_as_of_the_calling_cell() {
+    let project = Project::new();
+    let cells = [
+        "scale = 2",
+        "def f(v):\n    return v * scale",
+        "print(f(3))",
+        "scale = 10",
+        "print(f(3))",
+        "class P:\n    def label(self):\n        return f'{scale} units'",
+        "p = P()",
+        "scale = 7",
+        "print(p.label())",
+    ];
+    let notebook = project.write_notebook("nb.ipynb", &cells);
+    let report = project.run_json(&["nb.ipynb"]);
+    assert_eq!(stdouts(&report), sequential(&notebook), "{report:#}");
+}
+
+#[test]
+fn unpicklable_values_give_sequential_results() {
+    let project = Project::new();
+    let cells = [
+        "gen = (i * i for i in range(10))",
+        "print(next(gen))",
+        "print(next(gen))",
+        "import threading\nlock = threading.Lock()",
+        "with lock:\n    print('locked')",
+    ];
+    let notebook = project.write_notebook("nb.ipynb", &cells);
+    let report = project.run_json(&["nb.ipynb"]);
+    assert_eq!(report["summary"]["failed"], 0, "{report:#}");
+    assert_eq!(stdouts(&report), sequential(&notebook), "{report:#}");
+    let unpicklable = report["cells"][0]["unpicklable"]
+        .as_array()
+        .expect("unpicklable");
+    assert_eq!(unpicklable[0]["name"], "gen", "{report:#}");
+    assert_eq!(unpicklable[0]["type"], "generator", "{report:#}");
+}
+
+#[test]
+fn a_failing_cell_skips_exactly_its_dependants() {
+    let project = Project::new();
+    let cells = [
+        "prices = {'apple': 1.0}",
+        "ratio = prices['banana']",
+        "print(ratio)",
+        "print('independent', len(prices))",
+    ];
+    project.write_notebook("nb.ipynb", &cells);
+    let run = project.run(&["nb.ipynb", "--json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(
+        statuses(&report),
+        vec!["ran", "failed", "skipped", "ran"],
+        "{report:#}"
+    );
+    let error = &report["cells"][1]["error"];
+    assert_eq!(error["ename"], "KeyError");
+    assert_eq!(error["line"], 1);
+    let traceback = error["traceback"].as_array().expect("traceback");
+    assert!(
+        traceback
+            .iter()
+            .any(|line| line.as_str().unwrap_or("").contains("<cell 1>")),
+        "{error:#}"
+    );
+    assert!(
+        !traceback
+            .iter()
+            .any(|line| line.as_str().unwrap_or("").contains("runner")),
+        "{error:#}"
+    );
+    assert_eq!(report["cells"][3]["stdout"], "independent 1\n");
+
+    // Text mode reports the failure with its traceback on stderr.
+    let text = project.run(&["nb.ipynb"]);
+    assert_eq!(text.code, 1);
+    assert!(
+        text.stderr.contains("`nb.ipynb`, cell 1, line 1 failed"),
+        "{}",
+        text.stderr
+    );
+    assert!(
+        text.stderr.contains("KeyError: 'banana'"),
+        "{}",
+        text.stderr
+    );
+}
+
+#[test]
+fn independent_cells_overlap_in_time() {
+    let project = Project::new();
+    let cells = [
+        "import time",
+        "time.sleep(0.5)\na = 1",
+        "time.sleep(0.5)\nb = 2",
+        "time.sleep(0.5)\nc = 3",
+        "time.sleep(0.5)\nd = 4",
+        "print(a + b + c + d)",
+    ];
+    project.write_notebook("nb.ipynb", &cells);
+    let report = project.run_json(&["nb.ipynb", "-j", "4"]);
+    let intervals: Vec<(f64, f64)> = (1..=4)
+        .map(|idx| {
+            let cell = &report["cells"][idx];
+            (
+                cell["started_at"].as_f64().expect("start"),
+                cell["finished_at"].as_f64().expect("end"),
+            )
+        })
+        .collect();
+    let latest_start = intervals
+        .iter()
+        .map(|(start, _)| *start)
+        .fold(f64::MIN, f64::max);
+    let earliest_end = intervals
+        .iter()
+        .map(|(_, end)| *end)
+        .fold(f64::MAX, f64::min);
+    assert!(
+        latest_start < earliest_end,
+        "the four sleeping cells did not overlap: {intervals:?}"
+    );
+    assert_eq!(report["cells"][5]["stdout"], "10\n");
+}
+
+#[test]
+fn a_crashing_cell_fails_and_is_not_cached() {
+    let project = Project::new();
+    let cells = ["x = 1", "import os\nos._exit(3)", "print(x)"];
+    project.write_notebook("nb.ipynb", &cells);
+    let run = project.run(&["nb.ipynb", "--json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(
+        statuses(&report),
+        vec!["ran", "failed", "ran"],
+        "{report:#}"
+    );
+    assert!(
+        report["cells"][1]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("exited with status 3"),
+        "{report:#}"
+    );
+    let again = project.run_json(&["nb.ipynb"]);
+    assert_eq!(
+        statuses(&again),
+        vec!["cached", "failed", "cached"],
+        "{again:#}"
+    );
+    assert!(
+        again["cells"][1]["started_at"].is_number(),
+        "the crash was not cached: {again:#}"
+    );
+}
+
+#[test]
+fn a_cell_past_its_timeout_is_stopped() {
+    let project = Project::new();
+    project.write_notebook(
+        "nb.ipynb",
+        &["import time\ntime.sleep(30)", "print('after')"],
+    );
+    let run = project.run(&["nb.ipynb", "--json", "--timeout", "1"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(statuses(&report), vec!["failed", "ran"], "{report:#}");
+    assert!(
+        report["cells"][0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("timeout"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn json_output_is_exactly_one_object() {
+    let project = Project::new();
+    project.write_notebook("nb.ipynb", &["print('hi')"]);
+    let run = project.run(&["nb.ipynb", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let value: Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert!(value.is_object());
+    for key in ["notebook", "cells", "summary"] {
+        assert!(value.get(key).is_some(), "{key}");
+    }
+    for key in [
+        "index",
+        "status",
+        "stdout",
+        "stderr",
+        "started_at",
+        "finished_at",
+        "reason",
+    ] {
+        assert!(value["cells"][0].get(key).is_some(), "{key}");
+    }
+    for key in ["ran", "cached", "failed", "skipped", "wall_s"] {
+        assert!(value["summary"].get(key).is_some(), "{key}");
+    }
+}
+
+#[test]
+fn percent_notebooks_run_in_their_folder() {
+    let project = Project::new();
+    project.ctx.write("data/input.txt", "42\n");
+    project.ctx.write(
+        "data/nb.py",
+        "# %%\nvalue = int(open('input.txt').read())\n\n# %%\nprint(value * 2)\n",
+    );
+    let report = project.run_json(&["data/nb.py"]);
+    assert_eq!(
+        stdouts(&report),
+        vec!["".to_string(), "84\n".to_string()],
+        "{report:#}"
+    );
+}
+
+#[test]
+fn an_unpicklable_value_is_rebuilt_when_its_producer_was_cached() {
+    let project = Project::new();
+    let mut cells = vec![
+        "gen = (i * i for i in range(10))",
+        "print(next(gen))",
+        "print(next(gen))",
+    ];
+    let notebook = project.write_notebook("nb.ipynb", &cells);
+    project.run_json(&["nb.ipynb"]);
+    cells[2] = "print('third', next(gen))";
+    project.write_notebook("nb.ipynb", &cells);
+    let report = project.run_json(&["nb.ipynb"]);
+    assert_eq!(report["summary"]["failed"], 0, "{report:#}");
+    assert_eq!(stdouts(&report), sequential(&notebook), "{report:#}");
+    assert_eq!(report["cells"][2]["stdout"], "third 1\n");
+}

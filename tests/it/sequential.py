@@ -1,0 +1,55 @@
+"""Runs a notebook's code cells top to bottom in one namespace, as Jupyter would, and prints a
+JSON list with each cell's captured stdout and error (the reference for nbmemo's results).
+
+Usage: python sequential.py NOTEBOOK.ipynb|NOTEBOOK.py
+"""
+
+import contextlib
+import io
+import json
+import os
+import sys
+import traceback
+
+
+def code_cells(path):
+    text = open(path, encoding="utf-8").read()
+    if path.endswith(".ipynb"):
+        nb = json.loads(text)
+        cells = []
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                source = cell["source"]
+                cells.append(source if isinstance(source, str) else "".join(source))
+        return cells
+    cells, current, seen_marker = [], [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("# %%"):
+            if seen_marker or "".join(current).strip():
+                cells.append("".join(current))
+            current, seen_marker = [], True
+            continue
+        current.append(line)
+    cells.append("".join(current))
+    return [cell for cell in cells]
+
+
+def main():
+    path = sys.argv[1]
+    os.chdir(os.path.dirname(os.path.abspath(path)))
+    namespace = {"__name__": "__main__"}
+    results = []
+    for source in code_cells(path):
+        out = io.StringIO()
+        error = None
+        with contextlib.redirect_stdout(out):
+            try:
+                exec(compile(source, "<cell>", "exec"), namespace)
+            except Exception as exc:  # noqa: BLE001 - the reference records every error
+                error = type(exc).__name__
+        results.append({"stdout": out.getvalue(), "error": error})
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,689 @@
+"""Tests of the worker runner (src/exec/python/runner.py), through its protocol.
+
+Run with a Python that has cloudpickle: `python -m unittest discover -s tests/python`.
+Each test starts workers exactly as the parent does: the runner's source sent over stdin to a
+small bootstrap (`python -u -c BOOTSTRAP`, see src/exec/worker.rs), or the runner as a script.
+"""
+
+import json
+import os
+import pickle
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+
+try:
+    import cloudpickle
+except ImportError:  # pragma: no cover
+    cloudpickle = None
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUNNER = os.path.join(HERE, os.pardir, os.pardir, "src", "exec", "python", "runner.py")
+
+BOOTSTRAP = (
+    "import sys\n"
+    "n = int.from_bytes(sys.stdin.buffer.read(8), 'little')\n"
+    "src = sys.stdin.buffer.read(n)\n"
+    "exec(compile(src, '<nbmemo runner>', 'exec'), {'__name__': '__main__', '__builtins__': __builtins__})\n"
+)
+
+
+def _has(module):
+    try:
+        __import__(module)
+        return True
+    except Exception:
+        return False
+
+
+class Worker:
+    """A minimal parent: starts a worker, frames requests, reads results."""
+
+    def __init__(self, script_mode=False, python=None, env=None):
+        full_env = dict(os.environ)
+        full_env.update(
+            {"PYTHONHASHSEED": "0", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", "NBMEMO_WORKER": "1"}
+        )
+        full_env.pop("PYTHONSTARTUP", None)
+        if env:
+            full_env.update(env)
+        self.stderr = tempfile.TemporaryFile()
+        python = python or sys.executable
+        if script_mode:
+            args = [python, "-u", RUNNER]
+        else:
+            args = [python, "-u", "-c", BOOTSTRAP]
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=full_env
+        )
+        if not script_mode:
+            with open(RUNNER, "rb") as f:
+                src = f.read()
+            self.proc.stdin.write(struct.pack("<Q", len(src)) + src)
+            self.proc.stdin.flush()
+        self.hello = self.read()[0]
+
+    def send(self, header, blobs=()):
+        data = json.dumps(header).encode()
+        out = struct.pack("<II", len(data), len(blobs)) + data
+        for b in blobs:
+            out += struct.pack("<Q", len(b)) + b
+        self.proc.stdin.write(out)
+        self.proc.stdin.flush()
+
+    def _exact(self, n):
+        data = self.proc.stdout.read(n)
+        if len(data) != n:
+            raise EOFError("worker closed its stdout; stderr:\n" + self.stderr_text())
+        return data
+
+    def read(self):
+        header_len, n_blobs = struct.unpack("<II", self._exact(8))
+        header = json.loads(self._exact(header_len).decode("utf-8"))
+        blobs = []
+        for _ in range(n_blobs):
+            (n,) = struct.unpack("<Q", self._exact(8))
+            blobs.append(self._exact(n))
+        return header, blobs
+
+    def exec(self, code, inputs=(), candidates=(), writes=(), cell=1, cwd=None,
+             display_suppressed=False, blobs=()):
+        req = {
+            "type": "exec",
+            "cell": cell,
+            "code": code,
+            "filename": "<cell %d>" % cell,
+            "cwd": cwd or os.getcwd(),
+            "inputs": list(inputs),
+            "candidates": list(candidates),
+            "writes": None if writes is None else list(writes),
+            "display_suppressed": display_suppressed,
+        }
+        self.send(req, blobs)
+        header, out_blobs = self.read()
+        self.assert_ok_frame(header)
+        return Result(header, out_blobs)
+
+    def assert_ok_frame(self, header):
+        assert header["type"] == "result", header
+        for key in ("status", "stdout", "stderr", "outputs", "error", "values", "deleted",
+                    "mutated", "unpicklable", "duration_s"):
+            assert key in header, key
+
+    def stderr_text(self):
+        self.stderr.seek(0)
+        return self.stderr.read().decode("utf-8", "replace")
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.send({"type": "shutdown"})
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except Exception:
+                pass
+        self.stderr.close()
+
+
+class Result:
+    def __init__(self, header, blobs):
+        self.h = header
+        self.blobs = blobs
+
+    def __getattr__(self, name):
+        return self.h[name]
+
+    def groups(self):
+        """{tuple(names): blob}."""
+        return {tuple(v["names"]): self.blobs[v["blob"]] for v in self.h["values"]}
+
+    def value_inputs(self):
+        """The returned groups as inputs of another exec: (inputs, blobs)."""
+        inputs, blobs = [], []
+        for v in self.h["values"]:
+            inputs.append({"names": v["names"], "blob": len(blobs)})
+            blobs.append(self.blobs[v["blob"]])
+        return inputs, blobs
+
+    def load(self):
+        """All returned values, loaded in this process."""
+        out = {}
+        for v in self.h["values"]:
+            out.update(pickle.loads(self.blobs[v["blob"]]))
+        return out
+
+
+def inputs_of(values):
+    """(inputs, blobs) carrying each name of `values` in its own group."""
+    inputs, blobs = [], []
+    for name, value in values.items():
+        inputs.append({"names": [name], "blob": len(blobs)})
+        blobs.append(cloudpickle.dumps({name: value}, protocol=5))
+    return inputs, blobs
+
+
+@unittest.skipIf(cloudpickle is None, "cloudpickle is not installed")
+class RunnerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.w = Worker()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.w.close()
+
+    def run_ok(self, code, **kw):
+        r = self.w.exec(code, **kw)
+        self.assertEqual(r.status, "ok", (r.error, r.stderr, self.w.stderr_text()))
+        return r
+
+    # --- start-up -------------------------------------------------------------------------
+
+    def test_hello(self):
+        h = self.w.hello
+        self.assertEqual(h["type"], "hello")
+        self.assertEqual(h["protocol"], 1)
+        self.assertEqual(h["pid"], self.w.proc.pid)
+        self.assertEqual(h["cloudpickle"], cloudpickle.__version__)
+        self.assertEqual(h["python"]["implementation"], sys.implementation.name)
+        self.assertEqual(h["python"]["version"], sys.version.split()[0])
+        self.assertEqual(h["python"]["cache_tag"], sys.implementation.cache_tag)
+        self.assertIn("ipython", h)
+        self.assertIsNone(h.get("error"))
+
+    def test_script_mode(self):
+        w = Worker(script_mode=True)
+        try:
+            self.assertEqual(w.hello["protocol"], 1)
+            r = w.exec("x = 1 + 1\nprint(x)", writes=["x"])
+            self.assertEqual(r.status, "ok")
+            self.assertEqual(r.stdout, "2\n")
+        finally:
+            w.close()
+
+    def test_missing_cloudpickle(self):
+        tmp = tempfile.mkdtemp()
+        try:
+            with open(os.path.join(tmp, "cloudpickle.py"), "w") as f:
+                f.write("raise ImportError('no cloudpickle here')\n")
+            w = Worker(env={"PYTHONPATH": tmp})
+            try:
+                self.assertIsNone(w.hello["cloudpickle"])
+                self.assertIn("cloudpickle", w.hello["error"])
+                self.assertEqual(w.proc.wait(10), 3)
+            finally:
+                w.close()
+        finally:
+            shutil.rmtree(tmp)
+
+    def test_eof_exits_cleanly(self):
+        w = Worker()
+        w.proc.stdin.close()
+        self.assertEqual(w.proc.wait(10), 0)
+        w.close()
+
+    # --- values ---------------------------------------------------------------------------
+
+    def test_inputs_and_outputs(self):
+        inputs, blobs = inputs_of({"x": 41})
+        r = self.run_ok("y = x + 1\nz = 'unused'", inputs=inputs, blobs=blobs, writes=["y"])
+        self.assertEqual(list(r.groups()), [("y",)])
+        self.assertEqual(r.load(), {"y": 42})
+        self.assertEqual(r.deleted, [])
+        self.assertEqual(r.mutated, [])
+        self.assertEqual(r.unpicklable, [])
+        self.assertIsNone(r.error)
+        self.assertGreaterEqual(r.duration_s, 0)
+
+    def test_fresh_namespace(self):
+        self.run_ok("leak = 1", writes=["leak"])
+        r = self.w.exec("leak")
+        self.assertEqual(r.status, "error")
+        self.assertEqual(r.error["ename"], "NameError")
+        r = self.run_ok("print(sorted(k for k in globals()), __name__)")
+        self.assertEqual(r.stdout, "['__builtins__', '__name__'] __main__\n")
+
+    def test_barrier_returns_every_name(self):
+        inputs, blobs = inputs_of({"a": 1})
+        r = self.run_ok("b = a + 1\nc = 3\ndel a", inputs=inputs, blobs=blobs, writes=None)
+        self.assertEqual(r.load(), {"b": 2, "c": 3})
+        self.assertEqual(r.deleted, ["a"])
+
+    def test_deleted(self):
+        inputs, blobs = inputs_of({"old": 1, "keep": 2})
+        r = self.run_ok("del old\nnew = keep", inputs=inputs, blobs=blobs, writes=["old", "new", "never"])
+        self.assertEqual(r.deleted, ["old"])
+        self.assertEqual(r.load(), {"new": 2})
+
+    def test_aliasing(self):
+        inputs, blobs = inputs_of({"items": [1, 2, 3]})
+        r = self.run_ok("alias = items", inputs=inputs, blobs=blobs, writes=["alias"])
+        self.assertEqual(list(r.groups()), [("alias", "items")])
+        loaded = pickle.loads(r.blobs[0])
+        self.assertIs(loaded["alias"], loaded["items"])
+        # Fed into another cell, the group stays one object.
+        inputs, blobs = r.value_inputs()
+        r2 = self.run_ok("alias.append(4)\nprint(items, alias is items)", inputs=inputs, blobs=blobs,
+                         candidates=["alias"])
+        self.assertEqual(r2.stdout, "[1, 2, 3, 4] True\n")
+        self.assertEqual(r2.mutated, ["alias"])
+        self.assertEqual(list(r2.groups()), [("alias", "items")])
+
+    def test_shared_nested_object(self):
+        inputs, blobs = inputs_of({"base": {"k": [1]}})
+        r = self.run_ok("view = base['k']\nother = [0]", inputs=inputs, blobs=blobs,
+                        writes=["view", "other"])
+        self.assertEqual(sorted(r.groups()), [("base", "view"), ("other",)])
+        loaded = pickle.loads(r.groups()[("base", "view")])
+        self.assertIs(loaded["view"], loaded["base"]["k"])
+
+    def test_mutation_detection(self):
+        inputs, blobs = inputs_of({"items": [1, 2]})
+        r = self.run_ok("items.append(1)", inputs=inputs, blobs=blobs, candidates=["items"])
+        self.assertEqual(r.mutated, ["items"])
+        self.assertEqual(r.load(), {"items": [1, 2, 1]})
+        r = self.run_ok("print(items)", inputs=inputs, blobs=blobs, candidates=["items"])
+        self.assertEqual(r.mutated, [])
+        self.assertEqual(r.values, [])
+        self.assertEqual(r.stdout, "[1, 2]\n")
+
+    def test_failed_cell_returns_no_values(self):
+        inputs, blobs = inputs_of({"items": [1]})
+        r = self.w.exec("items.append(2)\ny = 1\nraise ValueError('bad')", inputs=inputs,
+                        blobs=blobs, candidates=["items"], writes=["y"])
+        self.assertEqual(r.status, "error")
+        self.assertEqual((r.values, r.mutated, r.deleted, r.unpicklable), ([], [], [], []))
+        self.assertEqual(r.blobs, [])
+
+    def test_function_globals_rebinding(self):
+        a = self.run_ok("scale = 2\ndef f():\n    return scale\n", writes=["f"])
+        self.assertEqual(list(a.groups()), [("f",)])
+        inputs, blobs = a.value_inputs()
+        more, more_blobs = inputs_of({"scale": 10})
+        for group in more:
+            group["blob"] += len(blobs)
+        r = self.run_ok("result = f()", inputs=inputs + more, blobs=blobs + more_blobs,
+                        writes=["result"])
+        self.assertEqual(r.load(), {"result": 10})
+        # The other order of the groups gives the same answer: explicit inputs win.
+        more[0]["blob"] = 0
+        inputs[0]["blob"] = 1
+        r = self.run_ok("result = f()", inputs=more + inputs, blobs=more_blobs + blobs,
+                        writes=["result"])
+        self.assertEqual(r.load(), {"result": 10})
+        # Without the explicit input, the value captured with the function is the fallback,
+        # and it is not reported as written by the cell.
+        inputs, blobs = a.value_inputs()
+        r = self.run_ok("result = f()", inputs=inputs, blobs=blobs, writes=["result", "scale"])
+        self.assertEqual(r.load(), {"result": 2})
+
+    def test_function_sees_its_cell_namespace(self):
+        a = self.run_ok("def g():\n    return helper() * 2\ndef helper():\n    return 1\n",
+                        writes=["g", "helper"])
+        inputs, blobs = a.value_inputs()
+        r = self.run_ok("def helper():\n    return 21\nresult = g()", inputs=inputs, blobs=blobs,
+                        writes=["helper", "result"])
+        self.assertEqual(r.load()["result"], 42)
+
+    def test_class_method_reads_cell_global(self):
+        a = self.run_ok(
+            "class Scaler:\n    def apply(self, x):\n        return x * factor\n", writes=["Scaler"]
+        )
+        inputs, blobs = a.value_inputs()
+        more, more_blobs = inputs_of({"factor": 7})
+        more[0]["blob"] = len(blobs)
+        r = self.run_ok("out = Scaler().apply(6)", inputs=inputs + more, blobs=blobs + more_blobs,
+                        writes=["out"])
+        self.assertEqual(r.load(), {"out": 42})
+
+    def test_unpicklable_becomes_resident(self):
+        w = Worker()
+        try:
+            r = w.exec("gen = (i * 2 for i in range(5))\nfirst = next(gen)", writes=["gen", "first"])
+            self.assertEqual(r.status, "ok", r.error)
+            self.assertEqual([v["names"] for v in r.values], [["first"]])
+            self.assertEqual(len(r.unpicklable), 1)
+            u = r.unpicklable[0]
+            self.assertEqual((u["name"], u["type"]), ("gen", "generator"))
+            self.assertTrue(u["resident"].startswith("r"))
+            self.assertIn("pickle", u["reason"])
+            r2 = w.exec("second = next(gen)", inputs=[{"names": ["gen"], "resident": u["resident"]}],
+                        writes=["second"], candidates=["gen"])
+            self.assertEqual(r2.status, "ok", r2.error)
+            self.assertEqual(r2.load(), {"second": 2})
+            self.assertEqual(r2.mutated, ["gen"])
+            # Dropped: a later request for it is a clear error.
+            w.send({"type": "drop", "resident": [u["resident"]]})
+            r3 = w.exec("next(gen)", inputs=[{"names": ["gen"], "resident": u["resident"]}])
+            self.assertEqual(r3.status, "error")
+            self.assertIn(u["resident"], r3.error["evalue"])
+            self.assertIn("not held by this worker", r3.error["evalue"])
+        finally:
+            w.close()
+
+    def test_unpicklable_lock_type(self):
+        r = self.run_ok("import threading\nlock = threading.Lock()\nholder = [lock]",
+                        writes=["lock", "holder", "threading"])
+        by_name = {u["name"]: u for u in r.unpicklable}
+        self.assertEqual(sorted(by_name), ["holder", "lock"])
+        self.assertEqual(by_name["lock"]["resident"], by_name["holder"]["resident"])
+        self.assertIn("lock", by_name["lock"]["type"])
+        self.assertEqual([v["names"] for v in r.values], [["threading"]])
+
+    def test_equal_values_equal_bytes_across_workers(self):
+        code = (
+            "d = {'zeta': 'a', 'alpha': 'b', 'mid': 'c'}\n"
+            "s = {'apple', 'banana', 'cherry', 'durian', 'elderberry', 'fig', 'grape'}\n"
+            "fs = frozenset(s)\n"
+        )
+        w2 = Worker()
+        try:
+            r1 = self.run_ok(code, writes=["d", "s", "fs"])
+            r2 = w2.exec(code, writes=["d", "s", "fs"])
+            self.assertEqual(r1.groups(), r2.groups())
+            # A value that went through a blob pickles to the same bytes again.
+            inputs, blobs = r1.value_inputs()
+            r3 = w2.exec("d['new'] = 1\ndel d['new']", inputs=inputs, blobs=blobs,
+                         candidates=["d", "s"])
+            self.assertEqual(r3.mutated, [])
+        finally:
+            w2.close()
+
+    # --- outputs --------------------------------------------------------------------------
+
+    def test_print_captured(self):
+        r = self.run_ok("print('hello')\nprint('world')")
+        self.assertEqual(r.stdout, "hello\nworld\n")
+        self.assertEqual(r.outputs, [{"output_type": "stream", "name": "stdout", "text": "hello\nworld\n"}])
+
+    def test_fd_level_capture(self):
+        r = self.run_ok("import os\nprint('a')\nos.write(1, b'from fd\\n')\nprint('b')\n"
+                        "_ = os.write(2, b'err fd\\n')")
+        self.assertEqual(r.stdout, "a\nfrom fd\nb\n")
+        self.assertEqual(r.stderr, "err fd\n")
+        self.assertEqual(
+            r.outputs,
+            [{"output_type": "stream", "name": "stdout", "text": "a\nfrom fd\nb\n"},
+             {"output_type": "stream", "name": "stderr", "text": "err fd\n"}],
+        )
+
+    def test_subprocess_and_c_output_captured(self):
+        code = (
+            "import subprocess, sys, ctypes\n"
+            "subprocess.run([sys.executable, '-c', 'print(\"child\")'])\n"
+            "try:\n"
+            "    ctypes.CDLL(None).printf(b'from C\\n')\n"
+            "except Exception:\n"
+            "    print('from C')\n"
+        )
+        r = self.run_ok(code)
+        self.assertEqual(r.stdout, "child\nfrom C\n")
+
+    def test_stream_order(self):
+        r = self.run_ok("import sys\nprint('1')\nprint('2', file=sys.stderr)\nprint('3')\n"
+                        "display('mid')\nprint('4')")
+        kinds = [(o["output_type"], o.get("name"), o.get("text") or o.get("data", {}).get("text/plain"))
+                 for o in r.outputs]
+        self.assertEqual(kinds, [
+            ("stream", "stdout", "1\n"), ("stream", "stderr", "2\n"), ("stream", "stdout", "3\n"),
+            ("display_data", None, "'mid'"), ("stream", "stdout", "4\n"),
+        ])
+
+    def test_execute_result(self):
+        r = self.run_ok("x = 20\nx + 22")
+        self.assertEqual(r.outputs, [{"output_type": "execute_result", "execution_count": None,
+                                      "data": {"text/plain": "42"}, "metadata": {}}])
+        r = self.run_ok("x = 20\nx + 22", display_suppressed=True)
+        self.assertEqual(r.outputs, [])
+        r = self.run_ok("print('p')")  # None is not displayed
+        self.assertEqual([o["output_type"] for o in r.outputs], ["stream"])
+        r = self.run_ok("1\n2")  # only the last expression
+        self.assertEqual([o["data"]["text/plain"] for o in r.outputs], ["2"])
+
+    def test_display_and_rich_reprs(self):
+        code = (
+            "class Rich:\n"
+            "    def __repr__(self): return 'Rich()'\n"
+            "    def _repr_html_(self): return '<b>rich</b>'\n"
+            "    def _repr_markdown_(self): return '**rich**'\n"
+            "    def _repr_png_(self): return b'\\x89PNG'\n"
+            "    def _repr_json_(self): return {'a': 1}\n"
+            "    def _repr_latex_(self): return None\n"
+            "class Bundle:\n"
+            "    def _repr_mimebundle_(self, include=None, exclude=None):\n"
+            "        return {'text/plain': 'B', 'application/vnd.custom+json': {'x': 1}}, {'m': 1}\n"
+            "display(Rich(), 'text')\n"
+            "Bundle()\n"
+        )
+        r = self.run_ok(code)
+        self.assertEqual([o["output_type"] for o in r.outputs],
+                         ["display_data", "display_data", "execute_result"])
+        rich = r.outputs[0]["data"]
+        self.assertEqual(rich["text/plain"], "Rich()")
+        self.assertEqual(rich["text/html"], "<b>rich</b>")
+        self.assertEqual(rich["text/markdown"], "**rich**")
+        self.assertEqual(rich["image/png"], "iVBORw==")
+        self.assertEqual(rich["application/json"], {"a": 1})
+        self.assertNotIn("text/latex", rich)
+        self.assertEqual(r.outputs[1]["data"], {"text/plain": "'text'"})
+        self.assertEqual(r.outputs[2]["data"],
+                         {"text/plain": "B", "application/vnd.custom+json": {"x": 1}})
+        self.assertEqual(r.outputs[2]["metadata"], {"m": 1})
+
+    def test_display_ids_and_clear_output(self):
+        code = (
+            "h = display('one', display_id='d1')\n"
+            "display('two')\n"
+            "h.update('ONE')\n"
+        )
+        r = self.run_ok(code)
+        self.assertEqual([o["data"]["text/plain"] for o in r.outputs], ["'ONE'", "'two'"])
+
+    def test_repr_error_does_not_fail_cell(self):
+        code = (
+            "class Bad:\n"
+            "    def __repr__(self): return 'Bad'\n"
+            "    def _repr_html_(self): raise RuntimeError('boom')\n"
+            "Bad()"
+        )
+        r = self.run_ok(code)
+        self.assertEqual(r.outputs[-1]["data"], {"text/plain": "Bad"})
+        self.assertIn("RuntimeError: boom", r.stderr)
+
+    # --- errors ---------------------------------------------------------------------------
+
+    def test_exception_traceback(self):
+        code = "x = 1\ndef f():\n    raise ValueError('bad value')\n\nf()\n"
+        r = self.w.exec(code, cell=3)
+        self.assertEqual(r.status, "error")
+        e = r.error
+        # `line`: the innermost frame of this cell.
+        self.assertEqual((e["ename"], e["evalue"], e["line"]), ("ValueError", "bad value", 3))
+        tb = e["traceback"]
+        self.assertEqual(tb[0], "Traceback (most recent call last):")
+        self.assertEqual(tb[1], '  File "<cell 3>", line 5, in <module>')
+        self.assertEqual(tb[2].strip(), "f()")
+        self.assertIn('  File "<cell 3>", line 3, in f', tb)
+        self.assertIn("    raise ValueError('bad value')", tb)
+        self.assertEqual(tb[-1], "ValueError: bad value")
+        text = "\n".join(tb)
+        self.assertNotIn("runner", text)
+        self.assertNotIn("nbmemo", text)
+        self.assertEqual(r.outputs[-1], {"output_type": "error", "ename": "ValueError",
+                                         "evalue": "bad value", "traceback": tb})
+
+    def test_exception_after_output(self):
+        r = self.w.exec("print('before')\n1/0")
+        self.assertEqual(r.status, "error")
+        self.assertEqual([o["output_type"] for o in r.outputs], ["stream", "error"])
+        self.assertEqual(r.error["line"], 2)
+        self.assertEqual(r.stdout, "before\n")
+
+    def test_syntax_error(self):
+        r = self.w.exec("x = 1\ny = (\n", cell=4)
+        self.assertEqual(r.status, "error")
+        self.assertEqual(r.error["ename"], "SyntaxError")
+        self.assertEqual(r.error["line"], 2)
+        self.assertIn('File "<cell 4>", line 2', "\n".join(r.error["traceback"]))
+        self.assertEqual(r.outputs[-1]["output_type"], "error")
+
+    def test_system_exit_and_keyboard_interrupt(self):
+        r = self.w.exec("import sys\nsys.exit(3)")
+        self.assertEqual(r.status, "error")
+        self.assertEqual((r.error["ename"], r.error["evalue"], r.error["line"]), ("SystemExit", "3", 2))
+        r = self.w.exec("raise KeyboardInterrupt")
+        self.assertEqual((r.status, r.error["ename"]), ("error", "KeyboardInterrupt"))
+        r = self.w.exec("exit()")
+        self.assertEqual((r.status, r.error["ename"]), ("error", "SystemExit"))
+        self.assertEqual(self.run_ok("print('alive')").stdout, "alive\n")
+
+    def test_bad_input_blob_is_an_error(self):
+        r = self.w.exec("y = x", inputs=[{"names": ["x"], "blob": 0}], blobs=[b"not a pickle"])
+        self.assertEqual(r.status, "error")
+        self.assertIn("x", r.error["traceback"][0])
+
+    # --- robustness -----------------------------------------------------------------------
+
+    def test_cell_replacing_sys_stdout(self):
+        r = self.run_ok("import sys, io\nsys.stdout = io.StringIO()\nprint('hidden')")
+        self.assertEqual(r.stdout, "")
+        r = self.run_ok("import sys\nsys.stdout.close()")
+        r = self.run_ok("import sys\nsys.__stdout__.close()\nsys.stderr = None")
+        r = self.run_ok("print('visible')\nimport os\nos.write(1, b'fd\\n')")
+        self.assertEqual(r.stdout, "visible\nfd\n")
+
+    def test_cell_closing_fd_1(self):
+        r = self.run_ok("import os\nos.close(1)\nprint('still printed')")
+        self.assertEqual(r.stdout, "still printed\n")
+        r = self.run_ok("import os\nos.write(1, b'next\\n')")
+        self.assertEqual(r.stdout, "next\n")
+
+    def test_cell_changing_interpreter_state(self):
+        r = self.run_ok(
+            "import sys, builtins\n"
+            "sys.path.insert(0, '/nonexistent')\n"
+            "builtins.print = None\n"
+            "builtins.len = lambda x: 0\n"
+            "sys.displayhook = None\n"
+            "sys.setrecursionlimit(50000)\n"
+        )
+        r = self.run_ok("import sys\nprint(len([1, 2]), '/nonexistent' in sys.path)")
+        self.assertEqual(r.stdout, "2 False\n")
+
+    def test_cwd(self):
+        tmp = os.path.realpath(tempfile.mkdtemp())
+        try:
+            with open(os.path.join(tmp, "data.txt"), "w") as f:
+                f.write("content")
+            r = self.run_ok("import os\nprint(os.getcwd())\nprint(open('data.txt').read())", cwd=tmp)
+            self.assertEqual(r.stdout, "%s\ncontent\n" % tmp)
+            r = self.run_ok("import os\nos.chdir('/')")
+            r = self.run_ok("import os\nprint(os.getcwd())", cwd=tmp)
+            self.assertEqual(r.stdout, tmp + "\n")
+        finally:
+            shutil.rmtree(tmp)
+
+    def test_source_in_linecache_and_inspect(self):
+        r = self.run_ok("import inspect\ndef f():\n    return 1\nprint(inspect.getsource(f), end='')")
+        self.assertEqual(r.stdout, "def f():\n    return 1\n")
+
+    def test_top_level_await(self):
+        r = self.run_ok("import asyncio\nawait asyncio.sleep(0)\nx = 5\nawait asyncio.sleep(0, result=x)")
+        self.assertEqual(r.outputs[-1]["data"], {"text/plain": "5"})
+
+    def test_warnings_go_to_stderr(self):
+        r = self.run_ok("import warnings\nwarnings.warn('careful')")
+        self.assertIn("UserWarning: careful", r.stderr)
+
+    def test_fresh_main_module(self):
+        r = self.run_ok("import __main__\nx = 3\nprint(__main__.x)")
+        self.assertEqual(r.stdout, "3\n")
+
+    def test_ipython_syntax_without_ipython(self):
+        if _has("IPython"):
+            self.skipTest("IPython is installed")
+        r = self.w.exec("x = 1\n%time y = 2\n")
+        self.assertEqual(r.status, "error")
+        self.assertEqual(r.error["ename"], "UsageError")
+        self.assertEqual(r.error["line"], 2)
+        self.assertIn("IPython", r.error["evalue"])
+
+
+@unittest.skipIf(cloudpickle is None, "cloudpickle is not installed")
+class OptionalPackagesTest(unittest.TestCase):
+    """Paths that need numpy / matplotlib / IPython in the worker's environment."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.w = Worker()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.w.close()
+
+    @unittest.skipUnless(_has("numpy"), "numpy is not installed")
+    def test_numpy_views_share(self):
+        r = self.w.exec("import numpy as np\na = np.arange(10)\nv = a[2:5]\nb = np.ones(3)",
+                        writes=["np", "a", "v", "b"])
+        self.assertEqual(r.status, "ok", r.error)
+        self.assertEqual(sorted(r.groups()), [("a", "v"), ("b",), ("np",)])
+
+    @unittest.skipUnless(_has("matplotlib"), "matplotlib is not installed")
+    def test_matplotlib_figures(self):
+        code = (
+            "import matplotlib.pyplot as plt\n"
+            "print('before')\n"
+            "plt.plot([1, 2, 3])\n"
+            "plt.show()\n"
+            "print('after')\n"
+            "fig = plt.figure()\n"
+            "ax = fig.add_subplot(1, 1, 1)\n"
+        )
+        r = self.w.exec(code)
+        self.assertEqual(r.status, "ok", r.error)
+        kinds = [o["output_type"] for o in r.outputs]
+        self.assertEqual(kinds, ["stream", "display_data", "stream", "display_data"])
+        for o in (r.outputs[1], r.outputs[3]):
+            self.assertTrue(o["data"]["image/png"].startswith("iVBORw0KGgo"))
+            self.assertRegex(o["data"]["text/plain"], r"^<Figure size \d+x\d+ with 1 Axes>$")
+        self.assertEqual(r.stderr, "")
+        r = self.w.exec("import matplotlib.pyplot as plt\nprint(plt.get_fignums())")
+        self.assertEqual(r.stdout, "[]\n")
+
+    @unittest.skipUnless(_has("IPython"), "IPython is not installed")
+    def test_ipython_display_and_pretty(self):
+        code = (
+            "from IPython.display import display, HTML, clear_output\n"
+            "print('gone')\n"
+            "clear_output()\n"
+            "display(HTML('<i>x</i>'))\n"
+            "list(range(40))\n"
+        )
+        r = self.w.exec(code)
+        self.assertEqual(r.status, "ok", r.error)
+        self.assertEqual([o["output_type"] for o in r.outputs], ["display_data", "execute_result"])
+        self.assertEqual(r.outputs[0]["data"]["text/html"], "<i>x</i>")
+        self.assertIn("\n", r.outputs[1]["data"]["text/plain"])  # IPython's pretty wraps
+
+    @unittest.skipUnless(_has("IPython"), "IPython is not installed")
+    def test_ipython_magics(self):
+        r = self.w.exec("x = 1\n%time y = x + 1\n!echo shell\n", writes=["x", "y"])
+        self.assertEqual(r.status, "ok", r.error)
+        self.assertEqual(r.load(), {"x": 1, "y": 2})
+        self.assertIn("Wall time", r.stdout)
+        self.assertIn("shell", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
