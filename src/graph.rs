@@ -28,6 +28,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::analysis::{ANONYMOUS, Barrier, CellAnalysis, FunctionSummary, NameSet};
+use crate::hash::ContentHash;
 
 /// A function known to the graph, interned: see [`Builder::function_id`].
 type FunctionId = u32;
@@ -46,6 +47,10 @@ pub struct GraphCell {
     /// Names read from earlier cells whose value the cell may change in place (import-bound
     /// names excluded).
     pub may_mutate: NameSet,
+    /// Candidates a previous run of this code refuted: they order no later cell, but the worker
+    /// still checks them (a confirmed one makes the scheduler re-run readers that ran on the
+    /// old value).
+    pub refuted: NameSet,
     /// Why the cell is a barrier; empty when it is not.
     pub barriers: Vec<Barrier>,
     /// The cells this one waits for, each with the names that tie them (empty names: ordering
@@ -105,16 +110,26 @@ impl Graph {
 
     /// Builds the graph from the analyses of the code cells, in notebook order.
     pub fn build(analyses: &[&CellAnalysis]) -> Graph {
-        let mut builder = Builder::new(analyses);
+        Graph::build_refined(analyses, &FxHashSet::default())
+    }
+
+    /// Builds the graph, dropping the may-mutate candidates that an earlier run refuted:
+    /// `(code hash, name)` pairs.
+    pub fn build_refined(
+        analyses: &[&CellAnalysis],
+        refuted: &FxHashSet<(ContentHash, String)>,
+    ) -> Graph {
+        let mut builder = Builder::new(analyses, refuted);
         let cells = (0..analyses.len()).map(|idx| builder.add(idx)).collect();
         Graph { cells }
     }
 }
 
 /// The state of the notebook's namespace after the cells added so far.
-#[derive(Default)]
 struct Builder<'a> {
     analyses: &'a [&'a CellAnalysis],
+    /// `(code hash, name)`: candidates refuted by an earlier run.
+    refuted: &'a FxHashSet<(ContentHash, String)>,
     /// For each name, the cells that may provide its current value, oldest first.
     providers: FxHashMap<String, Vec<usize>>,
     /// For each name, the functions its current value may hold.
@@ -138,11 +153,23 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(analyses: &'a [&'a CellAnalysis]) -> Self {
+    fn new(
+        analyses: &'a [&'a CellAnalysis],
+        refuted: &'a FxHashSet<(ContentHash, String)>,
+    ) -> Self {
         Builder {
             analyses,
+            refuted,
+            providers: FxHashMap::default(),
+            carried: FxHashMap::default(),
             barrier_carried: Arc::from([]),
-            ..Builder::default()
+            functions: Vec::new(),
+            function_ids: FxHashMap::default(),
+            last_barrier: None,
+            since_barrier: Vec::new(),
+            waves: Vec::new(),
+            shares: FxHashMap::default(),
+            barrier_mutators: Vec::new(),
         }
     }
 
@@ -300,7 +327,7 @@ impl<'a> Builder<'a> {
                     .iter()
                     .all(|&provider| analyses[provider].imports.contains(name))
         };
-        let candidates: NameSet = mutates
+        let all_candidates: NameSet = mutates
             .into_iter()
             .filter(|name| {
                 // A name the cell binds afresh before touching it holds no earlier value.
@@ -309,6 +336,11 @@ impl<'a> Builder<'a> {
                 !fresh && !self.providers_of(name).is_empty() && !is_module(name)
             })
             .collect();
+        // Candidates an earlier run of this very code refuted order nothing (the worker still
+        // checks them; a confirmed one re-runs its readers).
+        let (refuted, candidates): (NameSet, NameSet) = all_candidates
+            .into_iter()
+            .partition(|name| self.refuted.contains(&(analysis.code_hash, name.clone())));
         // A mutation through one name is seen through every name sharing the object.
         let may_mutate: NameSet = if is_barrier {
             candidates
@@ -333,10 +365,14 @@ impl<'a> Builder<'a> {
             .map(|&dep| self.waves.get(dep).copied().unwrap_or(0))
             .max()
             .map_or(0, |wave| wave + 1);
+        for name in &refuted {
+            reads.insert(name.clone());
+        }
         let cell = GraphCell {
             reads,
             writes,
             may_mutate,
+            refuted,
             barriers,
             depends_on,
             inputs,

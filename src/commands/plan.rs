@@ -6,9 +6,9 @@ use crate::cli::{PlanArgs, PlanFormat};
 use crate::db::{
     Database, NotebookFile, cell_analysis, code_cells, notebook_graph, parsed_notebook,
 };
-use crate::environment::InterpreterCache;
+use crate::environment::{Environment, InterpreterCache};
 use crate::exec::resolve_python;
-use crate::exec::scheduler::{CellSpec, Prediction, predict};
+use crate::exec::scheduler::{CellSpec, predict};
 use crate::notebook::CellKind;
 use crate::project;
 use crate::report::Printer;
@@ -31,8 +31,19 @@ pub fn plan(args: &PlanArgs, printer: &Printer) -> ExitStatus {
             return ExitStatus::Error;
         }
     };
+    let cache = open_cache(args);
+    let previous = cache.as_ref().and_then(|(store, _)| {
+        store
+            .get_notebook_state(&project::notebook_id(&args.notebook))
+            .ok()
+            .flatten()
+    });
+    let refuted = previous
+        .as_ref()
+        .map(|state| state.refuted.clone())
+        .unwrap_or_default();
     let db = Database::default();
-    let file = NotebookFile::new(&db, args.notebook.clone(), contents);
+    let file = NotebookFile::new(&db, args.notebook.clone(), contents, refuted);
     let notebook = match parsed_notebook(&db, file) {
         Ok(notebook) => notebook,
         Err(err) => {
@@ -53,7 +64,23 @@ pub fn plan(args: &PlanArgs, printer: &Printer) -> ExitStatus {
         })
         .collect();
     let graph = notebook_graph(&db, file);
-    let predictions = predictions(args, &notebook.cells, &cells, graph);
+    let predictions = cache.as_ref().map(|(store, env)| {
+        let code: Vec<&crate::notebook::Cell> = notebook
+            .cells
+            .iter()
+            .filter(|cell| cell.kind == CellKind::Code)
+            .collect();
+        let specs: Vec<CellSpec<'_>> = cells
+            .iter()
+            .zip(&code)
+            .map(|(cell, notebook_cell)| CellSpec {
+                source: cell.source,
+                analysis: cell.analysis,
+                always: crate::commands::run::is_always(notebook_cell),
+            })
+            .collect();
+        predict(graph, &specs, store, env, previous.as_ref())
+    });
     let plan = Plan {
         path: &args.notebook,
         cells: &cells,
@@ -83,43 +110,20 @@ pub fn plan(args: &PlanArgs, printer: &Printer) -> ExitStatus {
     }
 }
 
-/// Whether a run would replay or run each cell, from the cache, without starting Python. `None`
-/// when there is no cache yet or the interpreter's environment is not known.
-fn predictions(
-    args: &PlanArgs,
-    all_cells: &[crate::notebook::Cell],
-    cells: &[PlanCell<'_>],
-    graph: &crate::graph::Graph,
-) -> Option<Vec<Prediction>> {
+/// The store and the environment, when a previous run left them: `plan` then says whether a
+/// run would replay or run each cell, without starting Python.
+fn open_cache(args: &PlanArgs) -> Option<(Store, Environment)> {
     let cache_dir = project::cache_dir(&args.notebook, args.cache_dir.as_deref());
     if !cache_dir.exists() {
         return None;
     }
     let python = resolve_python(args.python.as_deref());
     let env = InterpreterCache::load(&cache_dir).lookup(&python)?;
-    let store = match Store::open(&cache_dir, Duration::from_secs(5)) {
-        Ok(store) => store,
+    match Store::open(&cache_dir, Duration::from_secs(5)) {
+        Ok(store) => Some((store, env)),
         Err(err) => {
             tracing::warn!("cannot read the cache: {err}");
-            return None;
+            None
         }
-    };
-    let previous = store
-        .get_notebook_state(&project::notebook_id(&args.notebook))
-        .ok()
-        .flatten();
-    let code: Vec<&crate::notebook::Cell> = all_cells
-        .iter()
-        .filter(|cell| cell.kind == CellKind::Code)
-        .collect();
-    let specs: Vec<CellSpec<'_>> = cells
-        .iter()
-        .zip(&code)
-        .map(|(cell, notebook_cell)| CellSpec {
-            source: cell.source,
-            analysis: cell.analysis,
-            always: crate::commands::run::is_always(notebook_cell),
-        })
-        .collect();
-    Some(predict(graph, &specs, &store, &env, previous.as_ref()))
+    }
 }

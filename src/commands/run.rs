@@ -68,8 +68,22 @@ fn run_notebook(path: &Path, args: &RunArgs, printer: &Printer) -> (ExitStatus, 
             return (ExitStatus::Error, None);
         }
     };
+    let cache_dir = project::cache_dir(path, args.cache_dir.as_deref());
+    let store = match open_store(&cache_dir, printer) {
+        Ok(store) => store,
+        Err(message) => {
+            printer.error(&message);
+            return (ExitStatus::Error, None);
+        }
+    };
+    let notebook_id = project::notebook_id(path);
+    let previous = store.get_notebook_state(&notebook_id).ok().flatten();
+    let refuted = previous
+        .as_ref()
+        .map(|state| state.refuted.clone())
+        .unwrap_or_default();
     let db = Database::default();
-    let file = NotebookFile::new(&db, path.to_path_buf(), contents);
+    let file = NotebookFile::new(&db, path.to_path_buf(), contents, refuted);
     let notebook = match parsed_notebook(&db, file) {
         Ok(notebook) => notebook,
         Err(err) => {
@@ -93,17 +107,6 @@ fn run_notebook(path: &Path, args: &RunArgs, printer: &Printer) -> (ExitStatus, 
         .collect();
     let graph = notebook_graph(&db, file);
     let sources: Vec<&str> = specs.iter().map(|spec| spec.source).collect();
-
-    let cache_dir = project::cache_dir(path, args.cache_dir.as_deref());
-    let store = match open_store(&cache_dir, printer) {
-        Ok(store) => store,
-        Err(message) => {
-            printer.error(&message);
-            return (ExitStatus::Error, None);
-        }
-    };
-    let notebook_id = project::notebook_id(path);
-    let previous = store.get_notebook_state(&notebook_id).ok().flatten();
 
     let python = resolve_python(args.python.as_deref());
     let mut interpreters = InterpreterCache::load(&cache_dir);
@@ -151,6 +154,7 @@ fn run_notebook(path: &Path, args: &RunArgs, printer: &Printer) -> (ExitStatus, 
             return (ExitStatus::Error, None);
         }
     };
+    let refinement = refine(graph, &specs, &outcomes, previous.as_ref());
     let state = NotebookState {
         cell_keys: outcomes.iter().map(|outcome| outcome.key).collect(),
         traces: specs
@@ -158,8 +162,8 @@ fn run_notebook(path: &Path, args: &RunArgs, printer: &Printer) -> (ExitStatus, 
             .zip(&outcomes)
             .map(|(spec, outcome)| trace_of(&spec.analysis.code_hash, &env_fingerprint, outcome))
             .collect(),
-        refuted: Vec::new(),
-        confirmed: Vec::new(),
+        refuted: refinement.0,
+        confirmed: refinement.1,
         updated_unix_s: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |time| time.as_secs()),
@@ -303,4 +307,60 @@ fn write_back(
     let contents = render_with_results(notebook, &results).map_err(|err| err.to_string())?;
     write_atomically(&notebook.path, contents.as_bytes())
         .map_err(|err| format!("failed to write `{}`: {err}", notebook.path.display()))
+}
+
+/// A may-mutate candidate of some code: `(code hash, name)`.
+type Candidate = (ContentHash, String);
+
+/// What this run learned about may-mutate candidates: `(refuted, confirmed)` as `(code hash,
+/// name)` pairs. A cell that did not execute or replay keeps what the previous run knew.
+fn refine(
+    graph: &crate::graph::Graph,
+    specs: &[CellSpec<'_>],
+    outcomes: &[CellOutcome],
+    previous: Option<&NotebookState>,
+) -> (Vec<Candidate>, Vec<Candidate>) {
+    let mut refuted = std::collections::BTreeSet::new();
+    let mut confirmed = std::collections::BTreeSet::new();
+    let mut learned = std::collections::BTreeSet::new();
+    for ((node, spec), outcome) in graph.cells.iter().zip(specs).zip(outcomes) {
+        if !matches!(outcome.status, CellStatus::Ran | CellStatus::Cached) {
+            continue;
+        }
+        let code = spec.analysis.code_hash;
+        learned.insert(code);
+        let supplied: std::collections::BTreeSet<&str> = outcome
+            .inputs
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        for name in node.may_mutate.iter().chain(&node.refuted) {
+            if !supplied.contains(name.as_str()) {
+                continue;
+            }
+            if outcome.mutated.contains(name) {
+                confirmed.insert((code, name.clone()));
+            } else {
+                refuted.insert((code, name.clone()));
+            }
+        }
+    }
+    if let Some(previous) = previous {
+        for pair in &previous.refuted {
+            if !learned.contains(&pair.0) {
+                refuted.insert(pair.clone());
+            }
+        }
+        for pair in &previous.confirmed {
+            if !learned.contains(&pair.0) {
+                confirmed.insert(pair.clone());
+            }
+        }
+    }
+    // Confirmed anywhere beats refuted elsewhere: the same code may mutate.
+    refuted.retain(|pair| !confirmed.contains(pair));
+    (
+        refuted.into_iter().collect(),
+        confirmed.into_iter().collect(),
+    )
 }

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::hash::ContentHash;
+
 /// A notebook file as read from disk. The driver sets `contents` again when the file changes.
 #[salsa::input(debug)]
 pub struct NotebookFile {
@@ -11,4 +13,7 @@ pub struct NotebookFile {
     /// The raw bytes; decoding errors are reported by [`super::parsed_notebook`].
     #[returns(ref)]
     pub contents: Vec<u8>,
+    /// `(cell code hash, name)`: may-mutate candidates the last run refuted (from the store).
+    #[returns(ref)]
+    pub refuted: Vec<(ContentHash, String)>,
 }

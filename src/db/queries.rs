@@ -48,5 +48,6 @@ pub fn notebook_graph(db: &dyn Db, file: NotebookFile) -> Graph {
         .iter()
         .map(|&cell| cell_analysis(db, cell))
         .collect();
-    Graph::build(&analyses)
+    let refuted = file.refuted(db).iter().cloned().collect();
+    Graph::build_refined(&analyses, &refuted)
 }

@@ -179,6 +179,9 @@ enum State {
         key: ContentHash,
         inputs: Vec<(String, Emitted)>,
         reason: String,
+        /// An input changed while it ran (a refuted candidate turned out mutated): its result
+        /// is stored but the cell runs again.
+        stale: bool,
     },
     Finished,
 }
@@ -204,6 +207,8 @@ pub struct Scheduler<'a> {
     generation: Vec<u64>,
     /// (producer, reader) pairs already re-run to rebuild a resident value.
     rebuilds: Vec<(usize, usize)>,
+    /// Dependencies learned while running: a refuted candidate that turned out mutated.
+    extra_deps: Vec<Vec<usize>>,
     start: Instant,
 }
 
@@ -237,6 +242,7 @@ impl<'a> Scheduler<'a> {
             busy: vec![false; slots],
             generation: vec![0; slots],
             rebuilds: Vec::new(),
+            extra_deps: vec![Vec::new(); n_cells],
             start: Instant::now(),
         }
     }
@@ -283,14 +289,19 @@ impl<'a> Scheduler<'a> {
             if !matches!(self.state[idx], State::Waiting) {
                 continue;
             }
-            let deps = &self.graph.cells[idx].depends_on;
-            if deps
+            let deps: Vec<usize> = self.graph.cells[idx]
+                .depends_on
                 .keys()
+                .copied()
+                .chain(self.extra_deps[idx].iter().copied())
+                .collect();
+            if deps
+                .iter()
                 .any(|&dep| !matches!(self.state[dep], State::Finished))
             {
                 continue;
             }
-            let failed_dep = deps.keys().copied().find(|&dep| {
+            let failed_dep = deps.iter().copied().find(|&dep| {
                 self.outcomes[dep].as_ref().is_some_and(|outcome| {
                     matches!(outcome.status, CellStatus::Failed | CellStatus::Skipped)
                 })
@@ -505,6 +516,7 @@ impl<'a> Scheduler<'a> {
                         key,
                         inputs,
                         reason,
+                        stale: false,
                     };
                 }
                 Err(message) => {
@@ -590,6 +602,7 @@ impl<'a> Scheduler<'a> {
         let candidates: Vec<String> = node
             .may_mutate
             .iter()
+            .chain(&node.refuted)
             .filter(|name| supplied.contains(name))
             .cloned()
             .collect();
@@ -626,6 +639,7 @@ impl<'a> Scheduler<'a> {
             key,
             inputs,
             reason,
+            stale,
         } = std::mem::replace(&mut self.state[idx], State::Waiting)
         else {
             return Ok(());
@@ -670,6 +684,12 @@ impl<'a> Scheduler<'a> {
         if let Err(err) = self.store.put_record(&key, &record) {
             tracing::warn!("failed to cache cell {idx}: {err}");
         }
+        if stale {
+            // The result is right for its inputs (and now cached), but an input changed.
+            self.emitted[idx].clear();
+            return Ok(());
+        }
+        self.learn_mutations(idx, &result.mutated);
         let failed = result.is_error();
         let outcome = CellOutcome {
             status: if failed {
@@ -781,6 +801,54 @@ impl<'a> Scheduler<'a> {
             duration_s: result.duration_s,
             created_unix_s,
         })
+    }
+
+    /// A candidate a previous run refuted (so it ordered nothing) was mutated after all: every
+    /// later reader of the name now depends on this cell, and those that already ran, or are
+    /// running, on the old value run again (with everything downstream of them).
+    fn learn_mutations(&mut self, idx: usize, mutated: &[String]) {
+        let node = &self.graph.cells[idx];
+        let surprises: Vec<&String> = mutated
+            .iter()
+            .filter(|name| node.refuted.contains(*name))
+            .collect();
+        if surprises.is_empty() {
+            return;
+        }
+        for reader in idx + 1..self.cells.len() {
+            let reads_it = surprises
+                .iter()
+                .any(|name| self.graph.cells[reader].reads.contains(*name));
+            if !reads_it || self.ancestors[reader].contains(&idx) {
+                continue;
+            }
+            tracing::info!(
+                "cell {idx} changed a value cell {reader} read: cell {reader} runs again"
+            );
+            self.extra_deps[reader].push(idx);
+            let mut merged: Vec<usize> = self.ancestors[reader].clone();
+            merged.push(idx);
+            merged.extend(self.ancestors[idx].iter().copied());
+            merged.sort_unstable_by(|a, b| b.cmp(a));
+            merged.dedup();
+            self.ancestors[reader] = merged;
+            self.invalidate(reader);
+        }
+    }
+
+    /// Makes a cell (and what consumed its outputs) wait to be evaluated again.
+    fn invalidate(&mut self, idx: usize) {
+        match &mut self.state[idx] {
+            State::Waiting => return,
+            State::Running { stale, .. } => *stale = true,
+            State::Ready { .. } | State::Finished => self.state[idx] = State::Waiting,
+        }
+        self.emitted[idx].clear();
+        for later in idx + 1..self.cells.len() {
+            if self.ancestors[later].contains(&idx) {
+                self.invalidate(later);
+            }
+        }
     }
 
     fn finish(&mut self, idx: usize, outcome: CellOutcome, observer: &mut dyn Observer) {

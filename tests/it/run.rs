@@ -474,3 +474,54 @@ fn an_unpicklable_value_is_rebuilt_when_its_producer_was_cached() {
     assert_eq!(stdouts(&report), sequential(&notebook), "{report:#}");
     assert_eq!(report["cells"][2]["stdout"], "third 1\n");
 }
+
+/// Issue #3, runtime refinement: a refuted candidate stops ordering cells on the next run; if
+/// it turns out mutated after all, its readers run again and the result is still sequential.
+#[test]
+fn refuted_candidates_drop_edges_and_a_surprise_mutation_reruns_readers() {
+    let project = Project::new();
+    let mut cells = vec![
+        "items = [1, 2]",
+        "def grow(xs, flag):\n    if flag:\n        xs.append(99)\n    return len(xs)",
+        "flag = False",
+        "n = grow(items, flag)",
+        "print(items)",
+    ];
+    project.write_notebook("nb.ipynb", &cells);
+    let plan_before = project
+        .ctx
+        .nbmemo(&["plan", "nb.ipynb", "--format", "json"])
+        .json();
+    assert_eq!(
+        plan_before["cells"][4]["depends_on"],
+        serde_json::json!([0, 3]),
+        "{plan_before:#}"
+    );
+    let first = project.run_json(&["nb.ipynb"]);
+    assert_eq!(first["cells"][4]["stdout"], "[1, 2]\n");
+
+    // The run refuted `items` as a candidate of cell 3: the plan no longer orders cell 4 after it.
+    let python = project.python.display().to_string();
+    let plan_after = project
+        .ctx
+        .nbmemo(&["plan", "nb.ipynb", "--format", "json", "--python", &python])
+        .json();
+    assert_eq!(
+        plan_after["cells"][4]["depends_on"],
+        serde_json::json!([0]),
+        "{plan_after:#}"
+    );
+    assert_eq!(plan_after["cells"][4]["cache"], "cached", "{plan_after:#}");
+
+    // Now cell 3 does mutate `items`: cell 4, replayed on the old value, runs again.
+    cells[2] = "flag = True";
+    let notebook = project.write_notebook("nb.ipynb", &cells);
+    let report = project.run_json(&["nb.ipynb"]);
+    assert_eq!(stdouts(&report), sequential(&notebook), "{report:#}");
+    assert_eq!(report["cells"][4]["stdout"], "[1, 2, 99]\n");
+    assert_eq!(
+        report["cells"][3]["mutated"],
+        serde_json::json!(["items"]),
+        "{report:#}"
+    );
+}

@@ -400,6 +400,95 @@ class RunnerTest(unittest.TestCase):
         finally:
             w2.close()
 
+    def test_notebook_classes_equal_bytes_across_workers(self):
+        code = (
+            "import dataclasses\n"
+            "@dataclasses.dataclass\n"
+            "class Point:\n"
+            "    x: int\n"
+            "    y: int = 0\n"
+            "    def norm(self):\n"
+            "        return abs(self.x) + abs(self.y)\n"
+            "origin = Point(0)\n"
+            "def shift(p):\n"
+            "    return Point(p.x + 1, p.y)\n"
+        )
+        writes = ["dataclasses", "Point", "origin", "shift"]
+        w2 = Worker()
+        try:
+            r1 = self.run_ok(code, writes=writes)
+            r2 = w2.exec(code, writes=writes)
+            self.assertEqual(r1.groups(), r2.groups())
+            # Instances made downstream, from the same input blobs, are equal bytes too.
+            inputs, blobs = r1.value_inputs()
+            use = "moved = shift(origin)\nn = moved.norm()"
+            u1 = self.run_ok(use, inputs=inputs, blobs=blobs, writes=["moved", "n"])
+            u2 = w2.exec(use, inputs=inputs, blobs=blobs, writes=["moved", "n"])
+            self.assertEqual(u1.groups(), u2.groups())
+            self.assertEqual(u1.load()["n"], 1)
+        finally:
+            w2.close()
+
+    def test_closures_and_lambdas_use_cell_globals(self):
+        a = self.run_ok(
+            "def make(k):\n"
+            "    def inner(v):\n"
+            "        return v * k * scale\n"
+            "    return inner\n"
+            "triple = make(3)\n"
+            "ops = {'add': lambda v: v + offset}\n",
+            writes=["make", "triple", "ops"],
+        )
+        inputs, blobs = a.value_inputs()
+        more, more_blobs = inputs_of({"scale": 2, "offset": 100})
+        for group in more:
+            group["blob"] += len(blobs)
+        r = self.run_ok("out = (triple(1), ops['add'](1), make(1)(5))", inputs=inputs + more,
+                        blobs=blobs + more_blobs, writes=["out"])
+        self.assertEqual(r.load(), {"out": (6, 101, 10)})
+
+    def test_unpicklable_group_stays_whole(self):
+        inputs, blobs = inputs_of({"items": [1, 2, 3]})
+        r = self.run_ok("gen = (x for x in items)", inputs=inputs, blobs=blobs, writes=["gen"])
+        self.assertEqual(r.values, [])
+        by_name = {u["name"]: u for u in r.unpicklable}
+        self.assertEqual(sorted(by_name), ["gen", "items"])
+        self.assertEqual(by_name["gen"]["type"], "generator")
+        self.assertEqual(by_name["items"]["type"], "list")
+        self.assertIn("gen", by_name["items"]["reason"])
+        rid = by_name["gen"]["resident"]
+        r2 = self.run_ok("items.append(4)\nprint(list(gen))",
+                         inputs=[{"names": ["gen", "items"], "resident": rid}])
+        self.assertEqual(r2.stdout, "[1, 2, 3, 4]\n")
+
+    def test_output_after_the_cell_does_not_leak(self):
+        r = self.run_ok(
+            "import threading, time\n"
+            "def late():\n"
+            "    time.sleep(0.3)\n"
+            "    print('late')\n"
+            "threading.Thread(target=late).start()\n"
+            "print('now')"
+        )
+        self.assertEqual(r.stdout, "now\n")
+        import time
+        time.sleep(0.5)
+        r = self.run_ok("print('next')")
+        self.assertEqual(r.stdout, "next\n")
+
+    def test_odd_rich_values_do_not_break_the_frame(self):
+        code = (
+            "class Odd:\n"
+            "    def __repr__(self): return 'odd \\ud800'\n"
+            "    def _repr_json_(self): return {'x': float('nan')}\n"
+            "    def _repr_html_(self): return 42\n"
+            "Odd()"
+        )
+        r = self.run_ok(code)
+        self.assertEqual(list(r.outputs[0]["data"]), ["text/plain"])
+        r = self.run_ok("import sys\nsys.stdout.buffer.write(b'\\xff\\xfebin\\n')\nprint('\\udcff')")
+        self.assertIn("bin", r.stdout)
+
     # --- outputs --------------------------------------------------------------------------
 
     def test_print_captured(self):

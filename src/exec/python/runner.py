@@ -79,7 +79,7 @@ class _State:
     pretty_tried = False
     shell = None  # IPython shell, created for the first cell using IPython syntax
     loop = None  # asyncio loop for cells with top-level await
-    std = None  # original (stdin, stdout, stderr, __stdin__, __stdout__, __stderr__)
+    std = None  # the original (stdin, stdout, stderr) objects, or their successors
     builtins_snapshot = None
     sys_path = None
     sys_argv = None
@@ -87,6 +87,8 @@ class _State:
     main_module = None
     displayhook = None
     excepthook = None
+    trace = None
+    profile = None
     registered_sources = set()  # linecache entries made by the runner
 
 
@@ -422,6 +424,7 @@ def _load_pretty():
 
 
 def _plain(obj):
+    _load_pretty()
     if ST.pretty is not None:
         return ST.pretty(obj)
     return repr(obj)
@@ -537,10 +540,13 @@ def _format(obj, include=None, exclude=None):
 
 
 class _DisplayHandle:
-    """What `display(..., display_id=...)` returns (IPython's DisplayHandle interface)."""
+    """What `display(..., display_id=...)` returns without IPython (its DisplayHandle API)."""
 
     def __init__(self, display_id):
         self.display_id = display_id
+
+    def __reduce__(self):  # never drag the runner into a pickle
+        return (types.SimpleNamespace, (), {"display_id": self.display_id})
 
     def __repr__(self):
         return "<DisplayHandle display_id=%s>" % self.display_id
@@ -600,8 +606,19 @@ def _display(
         out = {"output_type": "display_data", "data": data, "metadata": md}
         cap.add_output(out, display_id)
     if display_id:
-        return _DisplayHandle(display_id)
+        return _display_handle(display_id)
     return None
+
+
+def _display_handle(display_id):
+    if ST.ipython_available:
+        try:
+            from IPython.core.display_functions import DisplayHandle
+
+            return DisplayHandle(display_id)  # pickles by reference; its methods call ours
+        except Exception:
+            pass
+    return _DisplayHandle(display_id)
 
 
 def _update_display(obj, *, display_id, **kwargs):
@@ -802,6 +819,64 @@ def _make_unpickler(cp, ns):
     return CellUnpickler
 
 
+class _TrackerIds:
+    """Deterministic class tracker ids while the runner pickles.
+
+    cloudpickle tags every class it pickles by value with a random id (uuid4), so the same
+    class defined by the same cell would pickle to different bytes in every worker. While the
+    runner pickles, a class that has no id yet (it was created by this cell) gets
+    blake2(cell filename, source, inputs, n) instead, n counting such classes in the order the
+    runner pickles them, which is deterministic. Classes that arrived in inputs keep the id
+    they came with.
+    """
+
+    def __init__(self, filename, source, inputs, blobs):
+        self.mod = sys.modules.get("cloudpickle.cloudpickle")
+        self.parts = (filename, source, inputs, blobs)
+        self.key = None
+        self.counter = 0
+        self.orig = getattr(self.mod, "_get_or_create_tracker_id", None)
+        self.ok = all(
+            hasattr(self.mod, n)
+            for n in ("_DYNAMIC_CLASS_TRACKER_BY_CLASS", "_DYNAMIC_CLASS_TRACKER_BY_ID",
+                      "_DYNAMIC_CLASS_TRACKER_LOCK")
+        ) and self.orig is not None
+
+    def _key(self):
+        if self.key is None:
+            filename, source, inputs, blobs = self.parts
+            h = hashlib.blake2b(digest_size=20)
+            h.update(json.dumps([filename, source, inputs], sort_keys=True, default=str).encode())
+            for b in blobs:
+                h.update(hashlib.blake2b(b, digest_size=20).digest())
+            self.key = h.digest()
+            self.parts = None
+        return self.key
+
+    def _get_or_create(self, class_def):
+        mod = self.mod
+        with mod._DYNAMIC_CLASS_TRACKER_LOCK:
+            tid = mod._DYNAMIC_CLASS_TRACKER_BY_CLASS.get(class_def)
+            if tid is None:
+                self.counter += 1
+                h = hashlib.blake2b(self._key(), digest_size=16)
+                h.update(("%d:%s" % (self.counter, getattr(class_def, "__qualname__", ""))).encode())
+                tid = h.hexdigest()
+                mod._DYNAMIC_CLASS_TRACKER_BY_CLASS[class_def] = tid
+                mod._DYNAMIC_CLASS_TRACKER_BY_ID[tid] = class_def
+        return tid
+
+    def __enter__(self):
+        if self.ok:
+            self.mod._get_or_create_tracker_id = self._get_or_create
+        return self
+
+    def __exit__(self, *exc):
+        if self.ok:
+            self.mod._get_or_create_tracker_id = self.orig
+        return False
+
+
 def _fingerprint(value):
     try:
         return hashlib.blake2b(ST.cloudpickle.dumps(value, protocol=5), digest_size=20).digest()
@@ -820,11 +895,44 @@ _ATOMS = frozenset(
 )
 
 
+def _walk_kinds():
+    """(types never shared, types shared but not walked into, ndarray type) for this run.
+
+    Never shared: classes, modules, plain `object()` sentinels, library enum members, numpy
+    dtypes, pandas indexes and dtypes (immutable, so sharing them is no aliasing), pandas'
+    compiled internals. Not walked into: pandas DataFrames/Series under copy-on-write (they
+    never alias each other's data, only their identity matters).
+    """
+    skip = [type, types.ModuleType]
+    opaque = []
+    enum_mod = sys.modules.get("enum")
+    if enum_mod is not None:
+        skip.append(enum_mod.Enum)
+    np = sys.modules.get("numpy")
+    ndarray = None
+    if np is not None:
+        ndarray = getattr(np, "ndarray", None)
+        if isinstance(getattr(np, "dtype", None), type):
+            skip.append(np.dtype)
+    pd = sys.modules.get("pandas")
+    if pd is not None:
+        try:
+            skip.append(pd.Index)
+            skip.append(pd.api.extensions.ExtensionDtype)
+            major = int(pd.__version__.split(".")[0])
+            if major >= 3 or pd.options.mode.copy_on_write is True:
+                opaque.append(pd.core.generic.NDFrame)
+        except Exception:
+            pass
+    return tuple(skip), tuple(opaque), ndarray
+
+
 def _share_groups(ns, first, second, budget=WALK_BUDGET):
     """Union-find over names whose values reach a common mutable object.
 
     Returns {name: root}. `first` names are walked before `second` names (the budget may run
-    out: names not walked then are on their own).
+    out: names not walked then are on their own). By-value functions are walked through their
+    defaults, closures and attributes, never their globals (the namespace itself).
     """
     names = list(first) + [n for n in second if n not in first]
     parent = {n: n for n in names}
@@ -843,20 +951,17 @@ def _share_groups(ns, first, second, budget=WALK_BUDGET):
             else:
                 parent[ra] = rb
 
-    skip = {id(ns), id(builtins.__dict__), id(sys.modules), id(globals())}
+    skip_ids = {id(ns), id(builtins.__dict__), id(sys.modules), id(globals())}
     for m in list(sys.modules.values()):
         try:
-            skip.add(id(m.__dict__))
+            skip_ids.add(id(m.__dict__))
         except Exception:
             pass
-    np = sys.modules.get("numpy")
-    ndarray = getattr(np, "ndarray", None) if np is not None else None
-    enum_mod = sys.modules.get("enum")
-    enum_base = getattr(enum_mod, "Enum", None)
+    skip_types, opaque_types, ndarray = _walk_kinds()
     owner = {}
     alive = []  # keep every visited object alive so that ids stay unique
     left = budget
-    ModuleType, FunctionType, FrameType = types.ModuleType, types.FunctionType, types.FrameType
+    FunctionType, FrameType = types.FunctionType, types.FrameType
     for name in names:
         if left <= 0:
             break
@@ -867,7 +972,7 @@ def _share_groups(ns, first, second, budget=WALK_BUDGET):
             if t in _ATOMS:
                 continue
             i = id(o)
-            if i in skip:
+            if i in skip_ids:
                 continue
             if t is tuple or t is frozenset:
                 left -= 1
@@ -879,15 +984,12 @@ def _share_groups(ns, first, second, budget=WALK_BUDGET):
                 if o_owner != name:
                     union(name, o_owner)
                 continue
-            if isinstance(o, (type, ModuleType)):
+            if t is object or isinstance(o, skip_types):
                 continue
-            if t is FunctionType and getattr(o, "__module__", None) != "__main__":
-                continue
-            if (
-                enum_base is not None
-                and isinstance(o, enum_base)
-                and getattr(t, "__module__", None) != "__main__"
-            ):
+            if t is FunctionType:
+                if getattr(o, "__module__", None) != "__main__":
+                    continue
+            elif getattr(t, "__module__", "").startswith("pandas._libs"):
                 continue
             owner[i] = name
             alive.append(o)
@@ -908,6 +1010,8 @@ def _share_groups(ns, first, second, budget=WALK_BUDGET):
                 elif ndarray is not None and isinstance(o, ndarray):
                     if o.base is not None:
                         stack.append(o.base)
+                elif opaque_types and isinstance(o, opaque_types):
+                    pass
                 else:
                     stack.extend(gc.get_referents(o))
             except Exception:
@@ -953,14 +1057,19 @@ def _ipython_syntax_line(source):
 
 
 def _ipython_shell(module):
+    """An IPython shell whose namespace is the cell's (for magics and `!cmd`)."""
     if ST.shell is None:
         from IPython.core.interactiveshell import InteractiveShell
         from traitlets.config import Config
 
+        class WorkerShell(InteractiveShell):
+            def enable_gui(self, gui=None):
+                pass  # no event loop in a worker: `%matplotlib inline` and the like just work
+
         config = Config()
         config.HistoryManager.enabled = False
-        # Not InteractiveShell.instance(): libraries probing get_ipython() keep seeing None.
-        ST.shell = InteractiveShell(config=config, user_module=module)
+        # Not .instance(): libraries probing IPython's get_ipython() keep seeing None.
+        ST.shell = WorkerShell(config=config, user_module=module)
     shell = ST.shell
     shell.user_module = module
     shell.user_ns = module.__dict__
@@ -1047,33 +1156,22 @@ def _fail(res, err, out):
 
 
 def _restore_globals_state():
-    stdin, stdout, stderr, dstdin, dstdout, dstderr = ST.std
-    for s, fd, mode in ((dstdin, 0, "r"), (dstdout, 1, "w"), (dstderr, 2, "w")):
-        if s is not None and getattr(s, "closed", False):
+    """Undo what a cell may have done to the interpreter (streams, fds, builtins, sys.*)."""
+    std = list(ST.std)
+    for k, (fd, mode) in enumerate(((0, "r"), (1, "w"), (2, "w"))):
+        if std[k] is None or getattr(std[k], "closed", False):
             try:  # the user closed an original stream object: give it a working successor
-                new = io.TextIOWrapper(
+                std[k] = io.TextIOWrapper(
                     io.FileIO(fd, mode, closefd=False),
                     encoding="utf-8",
                     errors="backslashreplace",
                     write_through=True,
                 )
-                if s is stdin:
-                    stdin = new
-                if s is stdout:
-                    stdout = new
-                if s is stderr:
-                    stderr = new
-                if s is dstdin:
-                    dstdin = new
-                elif s is dstdout:
-                    dstdout = new
-                else:
-                    dstderr = new
             except Exception:
                 pass
-    ST.std = (stdin, stdout, stderr, dstdin, dstdout, dstderr)
-    sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
-    sys.__stdin__, sys.__stdout__, sys.__stderr__ = dstdin, dstdout, dstderr
+    ST.std = tuple(std)
+    sys.stdin, sys.stdout, sys.stderr = std
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = std
     try:
         os.dup2(ST.devnull_fd, 0)
         os.dup2(ST.err_fd, 1)
@@ -1082,8 +1180,8 @@ def _restore_globals_state():
         _diag("restoring fds failed: %r" % e)
     sys.displayhook = ST.displayhook
     sys.excepthook = ST.excepthook
-    sys.settrace(None)
-    sys.setprofile(None)
+    sys.settrace(ST.trace)
+    sys.setprofile(ST.profile)
     try:
         sys.setrecursionlimit(ST.recursion_limit)
     except Exception:
@@ -1174,7 +1272,9 @@ def _handle_exec(req, blobs):
     inputs_set = set(input_names)
     captured_only = {k: v for k, v in ns.items() if k not in inputs_set and k not in ("__name__", "__builtins__")}
     bound_before = set(ns)
-    before = {n: _fingerprint(ns[n]) for n in candidates if n in ns}
+    trackers = _TrackerIds(filename, source, req.get("inputs") or [], blobs)
+    with trackers:
+        before = {n: _fingerprint(ns[n]) for n in candidates if n in ns}
 
     _register_source(filename, source)
     last_code = None
@@ -1182,9 +1282,6 @@ def _handle_exec(req, blobs):
     cap = _Capture()
     error = None  # (err, out)
     duration = 0.0
-    want_pretty = not ST.pretty_tried and ST.ipython_available
-    if want_pretty:
-        _load_pretty()
     ST.capture = cap
     try:
         cap.start()
@@ -1237,7 +1334,6 @@ def _handle_exec(req, blobs):
                 except Exception:
                     pass
                 error = _error_info(e, filename)
-                e = None
             else:
                 duration = time.perf_counter() - t0
                 try:
@@ -1257,7 +1353,6 @@ def _handle_exec(req, blobs):
                                 )
                     except BaseException as e:
                         error = _error_info(e, filename)
-                        e = None
                 value = None
         if error is not None:
             cap.add_output(error[1])
@@ -1290,6 +1385,14 @@ def _handle_exec(req, blobs):
     if writes is None:
         writes = [n for n in ns if not (n.startswith("__") and n.endswith("__"))]
     returned = set(n for n in writes if rebound(n))
+    with trackers:
+        return _collect_values(res, ns, writes, candidates, returned, before, rebound, inputs_set,
+                               bound_before)
+
+
+def _collect_values(res, ns, writes, candidates, returned, before, rebound, inputs_set,
+                    bound_before):
+    cp = ST.cloudpickle
     mutated = []
     for n in candidates:
         if n not in ns:
@@ -1465,9 +1568,11 @@ def _setup_process():
     ST.sys_argv = list(sys.argv)
     ST.recursion_limit = sys.getrecursionlimit()
     ST.main_module = sys.modules.get("__main__")
+    ST.trace = sys.gettrace()
+    ST.profile = sys.getprofile()
     ST.displayhook = sys.displayhook
     ST.excepthook = sys.excepthook
-    ST.std = (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__)
+    ST.std = (sys.__stdin__, sys.__stdout__, sys.__stderr__)
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     except Exception:
