@@ -8,8 +8,7 @@
 
 use crate::hash::ContentHash;
 
-/// Version of the on-disk format and of key derivation (see `cache-format/`).
-pub const FORMAT_VERSION: u32 = 1;
+pub use crate::store::FORMAT_VERSION;
 
 /// The key of a cell: `inputs` are `(name, artifact hash)` pairs of the values it reads (any
 /// order; they are sorted here).

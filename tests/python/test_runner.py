@@ -90,7 +90,7 @@ class Worker:
         return header, blobs
 
     def exec(self, code, inputs=(), candidates=(), writes=(), cell=1, cwd=None,
-             display_suppressed=False, blobs=()):
+             display_suppressed=False, blobs=(), **extra):
         req = {
             "type": "exec",
             "cell": cell,
@@ -102,6 +102,7 @@ class Worker:
             "writes": None if writes is None else list(writes),
             "display_suppressed": display_suppressed,
         }
+        req.update(extra)
         self.send(req, blobs)
         header, out_blobs = self.read()
         self.assert_ok_frame(header)
@@ -549,6 +550,7 @@ class RunnerTest(unittest.TestCase):
             "    def _repr_png_(self): return b'\\x89PNG'\n"
             "    def _repr_json_(self): return {'a': 1}\n"
             "    def _repr_latex_(self): return None\n"
+            "    def _repr_svg_(self): return b'<svg/>'\n"
             "class Bundle:\n"
             "    def _repr_mimebundle_(self, include=None, exclude=None):\n"
             "        return {'text/plain': 'B', 'application/vnd.custom+json': {'x': 1}}, {'m': 1}\n"
@@ -565,6 +567,7 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(rich["image/png"], "iVBORw==")
         self.assertEqual(rich["application/json"], {"a": 1})
         self.assertNotIn("text/latex", rich)
+        self.assertEqual(rich["image/svg+xml"], "<svg/>")
         self.assertEqual(r.outputs[1]["data"], {"text/plain": "'text'"})
         self.assertEqual(r.outputs[2]["data"],
                          {"text/plain": "B", "application/vnd.custom+json": {"x": 1}})
@@ -618,6 +621,23 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual([o["output_type"] for o in r.outputs], ["stream", "error"])
         self.assertEqual(r.error["line"], 2)
         self.assertEqual(r.stdout, "before\n")
+
+    def test_traceback_through_another_cells_function(self):
+        src = "def boom(v):\n    raise ValueError(v)\n"
+        a = self.run_ok(src, cell=2, writes=["boom"])
+        inputs, blobs = a.value_inputs()
+        r = self.w.exec("x = 1\nboom('deep')", cell=5, inputs=inputs, blobs=blobs,
+                        sources={"<cell 2>": src})
+        tb = r.error["traceback"]
+        self.assertEqual(r.error["line"], 2)
+        self.assertEqual(tb[1], '  File "<cell 5>", line 2, in <module>')
+        self.assertIn('  File "<cell 2>", line 2, in boom', tb)
+        self.assertIn("    raise ValueError(v)", tb)
+        # Without the source, no line text (never a stale one).
+        r = self.w.exec("boom('deep')", cell=5, inputs=inputs, blobs=blobs)
+        tb = r.error["traceback"]
+        i = tb.index('  File "<cell 2>", line 2, in boom')
+        self.assertEqual(tb[i + 1], "ValueError: deep")
 
     def test_syntax_error(self):
         r = self.w.exec("x = 1\ny = (\n", cell=4)
@@ -752,6 +772,14 @@ class OptionalPackagesTest(unittest.TestCase):
 
     @unittest.skipUnless(_has("IPython"), "IPython is not installed")
     def test_ipython_display_and_pretty(self):
+        fresh = Worker()  # the first use of IPython's pretty printer imports IPython
+        try:
+            r = fresh.exec("[1, 2]")
+            self.assertEqual(r.outputs, [{"output_type": "execute_result", "execution_count": None,
+                                          "data": {"text/plain": "[1, 2]"}, "metadata": {}}])
+            self.assertEqual(r.stderr, "")
+        finally:
+            fresh.close()
         code = (
             "from IPython.display import display, HTML, clear_output\n"
             "print('gone')\n"

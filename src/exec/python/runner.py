@@ -1,10 +1,11 @@
 """nbmemo worker runner, protocol version 1 (see src/exec/PROTOCOL.md).
 
-One long-lived worker process: reads `exec` / `drop` / `shutdown` frames on the private copy of
-fd 0, answers with `hello` and `result` frames on the private copy of fd 1. Self-contained:
+One long-lived worker process: reads `exec` / `drop` / `shutdown` frames on a private copy of
+fd 0, answers with `hello` and `result` frames on a private copy of fd 1. Self-contained:
 stdlib + cloudpickle (IPython and matplotlib are used when the cell's environment has them). It
-is embedded in the nbmemo binary and started as `python -u -c <this file>` or as a script, so it
-never relies on its own path. Runs on CPython 3.9 - 3.13.
+is embedded in the nbmemo binary; the parent starts `python -u -c <bootstrap>` and sends this
+source over stdin (src/exec/worker.rs), or runs it as a script: it never relies on its own
+path. Runs on CPython 3.9 - 3.13.
 
 Output capture. For the duration of a cell, fd 1 and fd 2 point at fresh temporary files and
 `sys.stdout` / `sys.stderr` are replaced by text streams that write straight into those files
@@ -15,18 +16,30 @@ after flushing C stdio) whenever Python switches from one stream to the other an
 rich output (`display()`, the last expression, figures, the error). Bytes between two marks are
 emitted in order: the stream Python was writing first, then the other one. Consecutive chunks of
 one stream merge into one `stream` output. So the only imprecision is the relative order of C
-level writes to *different* fds between two Python-level marks.
+level writes to *different* fds between two Python-level marks. Between cells fd 1 points at
+the worker's stderr (never at the protocol pipe) and fd 0 at /dev/null.
 
-Between cells fd 1 points at the worker's stderr (never at the protocol pipe), fd 0 at
-/dev/null.
+Isolation. Each exec gets a fresh module `__main__` (also `sys.modules["__main__"]` while the
+cell runs). Afterwards the runner restores the std streams (fresh ones if the cell closed the
+originals), fds 0-2, builtins, sys.path, sys.argv, the display/except hooks, trace/profile
+functions, the recursion limit, gc and SIGINT (ignored between cells, KeyboardInterrupt during
+a cell). Library state (os.environ, random generators, warnings filters, rcParams) is left
+alone: that is the business of the state probes.
+
+Values. Returned names are grouped by shared objects, found by walking object graphs from the
+values (gc.get_referents, at most WALK_BUDGET objects per exec; immutable atoms, classes,
+modules, functions of other modules, enum members, numpy dtypes, pandas indexes are ignored;
+numpy views reach their `.base`; by-value functions are walked through their defaults,
+closures and attributes, never their globals). A group that cannot be pickled stays in the
+worker as a resident group. Classes defined by a cell get deterministic cloudpickle tracker
+ids, so equal code gives equal bytes in every worker.
 """
 
-import ast
-import base64
+import _ast as ast  # the C module: `import ast` costs milliseconds at start-up
+import binascii
 import builtins
 import codecs
 import gc
-import hashlib
 import io
 import json
 import linecache
@@ -40,6 +53,11 @@ import tempfile
 import time
 import traceback
 import types
+
+try:
+    from _blake2 import blake2b  # without loading OpenSSL as hashlib does
+except ImportError:  # pragma: no cover
+    from hashlib import blake2b
 
 PROTOCOL_VERSION = 1
 WALK_BUDGET = 100_000  # objects visited per exec when looking for shared objects
@@ -386,7 +404,6 @@ _REPR_METHODS = (
     ("application/json", "_repr_json_"),
     ("application/javascript", "_repr_javascript_"),
 )
-_BINARY_MIMES = ("image/png", "image/jpeg", "application/pdf")
 
 
 def _report_format_error():
@@ -430,20 +447,31 @@ def _plain(obj):
     return repr(obj)
 
 
+def _b64(data):
+    return binascii.b2a_base64(bytes(data), newline=False).decode("ascii")
+
+
+def _is_json_mime(mime):
+    return mime == "application/json" or mime.endswith("+json")
+
+
+def _is_text_mime(mime):
+    return (
+        mime.startswith("text/")
+        or mime == "image/svg+xml"
+        or mime.endswith("+xml")
+        or mime in ("application/javascript", "application/xml", "application/x-latex")
+        or _is_json_mime(mime)
+    )
+
+
 def _mime_value(mime, value):
-    """A repr method's value as nbformat stores it, or _MISSING to drop it."""
+    """A repr method's value as nbformat stores it (base64 for binary), or _MISSING to drop it."""
     if isinstance(value, (bytes, bytearray, memoryview)):
-        if mime in _BINARY_MIMES or mime.startswith("image/") or mime.startswith("application/"):
-            if mime == "application/json":
-                try:
-                    value = json.loads(bytes(value))
-                except Exception:
-                    return _MISSING
-            else:
-                return base64.b64encode(bytes(value)).decode("ascii")
-        else:
-            return bytes(value).decode("utf-8", "replace")
-    if mime == "application/json" or mime.endswith("+json"):
+        if not _is_text_mime(mime):
+            return _b64(value)
+        value = bytes(value).decode("utf-8", "replace")
+    if _is_json_mime(mime):
         if isinstance(value, str):
             try:
                 value = json.loads(value)
@@ -457,6 +485,16 @@ def _mime_value(mime, value):
     if not isinstance(value, str):
         return _MISSING
     return value
+
+
+def _clean_bundle(bundle):
+    data = {}
+    if isinstance(bundle, dict):
+        for mime, value in bundle.items():
+            value = _mime_value(str(mime), value)
+            if value is not _MISSING:
+                data[str(mime)] = value
+    return data
 
 
 def _figure_png(fig):
@@ -491,18 +529,14 @@ def _format(obj, include=None, exclude=None):
             _report_format_error()
             res = None
         bundle, bundle_md = (res if isinstance(res, tuple) and len(res) == 2 else (res, None))
-        if isinstance(bundle, dict):
-            for mime, value in bundle.items():
-                value = _mime_value(str(mime), value)
-                if value is not _MISSING:
-                    data[str(mime)] = value
+        data.update(_clean_bundle(bundle))
         if isinstance(bundle_md, dict):
             md.update(bundle_md)
     if _is_figure(obj) and "image/png" not in data:
         try:
             png = _figure_png(obj)
             if png is not None:
-                data["image/png"] = base64.b64encode(png).decode("ascii")
+                data["image/png"] = _b64(png)
         except Exception:
             _report_format_error()
     if "text/plain" not in data:
@@ -586,13 +620,7 @@ def _display(
         display_id = _new_display_id()
     for obj in objs:
         if raw:
-            if not isinstance(obj, dict):
-                continue
-            data = {}
-            for mime, value in obj.items():
-                value = _mime_value(str(mime), value)
-                if value is not _MISSING:
-                    data[str(mime)] = value
+            data = _clean_bundle(obj)
             md = dict(metadata or {})
         else:
             if _get_method(obj, "_ipython_display_") is not None:
@@ -626,7 +654,7 @@ def _update_display(obj, *, display_id, **kwargs):
     if cap is None or not cap.active:
         return
     if kwargs.get("raw"):
-        data = {k: v for k, v in obj.items() if _mime_value(k, v) is not _MISSING}
+        data = _clean_bundle(obj)
         md = dict(kwargs.get("metadata") or {})
     else:
         data, md = _format(obj, include=kwargs.get("include"), exclude=kwargs.get("exclude"))
@@ -645,11 +673,7 @@ def _publish_display_data(data, metadata=None, source=None, *, transient=None, *
     cap = ST.capture
     if cap is None or not cap.active:
         return
-    clean = {}
-    for mime, value in (data or {}).items():
-        value = _mime_value(str(mime), value)
-        if value is not _MISSING:
-            clean[str(mime)] = value
+    clean = _clean_bundle(data)
     display_id = (transient or {}).get("display_id")
     cap.add_output(
         {"output_type": "display_data", "data": clean, "metadata": dict(metadata or {})}, display_id
@@ -691,10 +715,11 @@ def _patch_ipython_display(module):
         "clear_output": _clear_output,
         "publish_display_data": _publish_display_data,
     }
+    namespace = vars(module)  # not getattr: IPython.core.display warns on deprecated names
     for name, func in replacements.items():
-        old = getattr(module, name, None)
-        if old is not None and getattr(old, "__module__", "").startswith("IPython."):
-            setattr(module, name, func)
+        old = namespace.get(name)
+        if old is not None and (getattr(old, "__module__", None) or "").startswith("IPython."):
+            namespace[name] = func
 
 
 def _patch_pyplot(module):
@@ -785,10 +810,31 @@ def _install_post_import():
 # Loading inputs: by-value functions resolve their globals in the cell namespace
 
 
-def _make_unpickler(cp, ns):
-    cpmod = sys.modules.get("cloudpickle.cloudpickle", cp)
-    orig_make = getattr(cpmod, "_make_function", None)
-    orig_setstate = getattr(cpmod, "_function_setstate", None)
+def _cp_modules():
+    """cloudpickle's implementation modules (3.x: one; 1.x/2.x: two, sharing helpers)."""
+    return [m for m in (sys.modules.get("cloudpickle.cloudpickle"),
+                        sys.modules.get("cloudpickle.cloudpickle_fast")) if m is not None]
+
+
+def _cp_attr(name):
+    for m in _cp_modules():
+        obj = getattr(m, name, None)
+        if obj is not None:
+            return obj
+    return None
+
+
+def _make_unpickler(ns):
+    """An Unpickler whose by-value functions take `ns` as their globals.
+
+    cloudpickle rebuilds a by-value function with `_make_function(code, base_globals, ...)`
+    and fills it with `_function_setstate`, which updates its globals with the globals it
+    captured. For functions of the notebook (`__name__ == "__main__"` in the globals they came
+    from) the hooks below use the cell namespace instead and only `setdefault` the captured
+    values into it: the cell's explicit inputs, inserted after each blob is loaded, win.
+    """
+    orig_make = _cp_attr("_make_function")
+    orig_setstate = _cp_attr("_function_setstate")
 
     def make_function(code, globals, name, argdefs, closure):
         if globals.get("__name__", "__main__") != "__main__":
@@ -802,7 +848,7 @@ def _make_unpickler(cp, ns):
         slotstate = dict(slotstate)
         captured = slotstate.pop("__globals__", None) or {}
         for k, v in captured.items():
-            ns.setdefault(k, v)  # explicit inputs are inserted later and win
+            ns.setdefault(k, v)
         slotstate["__globals__"] = {}
         orig_setstate(obj, (state, slotstate))
         ns["__builtins__"] = builtins
@@ -841,14 +887,17 @@ class _TrackerIds:
             for n in ("_DYNAMIC_CLASS_TRACKER_BY_CLASS", "_DYNAMIC_CLASS_TRACKER_BY_ID",
                       "_DYNAMIC_CLASS_TRACKER_LOCK")
         ) and self.orig is not None
+        # cloudpickle 1.x/2.x import the helper into cloudpickle_fast too: patch every copy.
+        self.holders = [m for m in _cp_modules()
+                        if getattr(m, "_get_or_create_tracker_id", None) is self.orig]
 
     def _key(self):
         if self.key is None:
             filename, source, inputs, blobs = self.parts
-            h = hashlib.blake2b(digest_size=20)
+            h = blake2b(digest_size=20)
             h.update(json.dumps([filename, source, inputs], sort_keys=True, default=str).encode())
             for b in blobs:
-                h.update(hashlib.blake2b(b, digest_size=20).digest())
+                h.update(blake2b(b, digest_size=20).digest())
             self.key = h.digest()
             self.parts = None
         return self.key
@@ -859,7 +908,7 @@ class _TrackerIds:
             tid = mod._DYNAMIC_CLASS_TRACKER_BY_CLASS.get(class_def)
             if tid is None:
                 self.counter += 1
-                h = hashlib.blake2b(self._key(), digest_size=16)
+                h = blake2b(self._key(), digest_size=16)
                 h.update(("%d:%s" % (self.counter, getattr(class_def, "__qualname__", ""))).encode())
                 tid = h.hexdigest()
                 mod._DYNAMIC_CLASS_TRACKER_BY_CLASS[class_def] = tid
@@ -868,18 +917,20 @@ class _TrackerIds:
 
     def __enter__(self):
         if self.ok:
-            self.mod._get_or_create_tracker_id = self._get_or_create
+            for m in self.holders:
+                m._get_or_create_tracker_id = self._get_or_create
         return self
 
     def __exit__(self, *exc):
         if self.ok:
-            self.mod._get_or_create_tracker_id = self.orig
+            for m in self.holders:
+                m._get_or_create_tracker_id = self.orig
         return False
 
 
 def _fingerprint(value):
     try:
-        return hashlib.blake2b(ST.cloudpickle.dumps(value, protocol=5), digest_size=20).digest()
+        return blake2b(ST.cloudpickle.dumps(value, protocol=5), digest_size=20).digest()
     except BaseException:
         return None
 
@@ -1024,13 +1075,19 @@ def _share_groups(ns, first, second, budget=WALK_BUDGET):
 # Running a cell
 
 
-def _register_source(filename, code):
+def _register_sources(sources):
+    """Put cell sources in linecache (tracebacks, inspect), forgetting the previous ones.
+
+    Another cell's source is only known when the request carries it (`sources`): a source
+    remembered from an earlier exec could be stale and show wrong lines.
+    """
     for old in list(ST.registered_sources):
-        if old != filename:
+        if old not in sources:
             linecache.cache.pop(old, None)
             ST.registered_sources.discard(old)
-    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-    ST.registered_sources.add(filename)
+    for filename, code in sources.items():
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        ST.registered_sources.add(filename)
 
 
 def _compile_cell(source, filename, suppressed):
@@ -1046,7 +1103,7 @@ def _compile_cell(source, filename, suppressed):
     return body, last_code
 
 
-_IPY_SYNTAX = re.compile(r"^[ \t]*(%%?[A-Za-z_]|![^=]|\?)|\?\??[ \t]*$", re.M)
+_IPY_SYNTAX = re.compile(r"^[ \t]*(%%?[A-Za-z_]|![^=\s]|[?]|[\w.]+[?][?]?[ \t]*$)", re.M)
 
 
 def _ipython_syntax_line(source):
@@ -1111,7 +1168,10 @@ def _error_info(exc, filename, compile_error=False):
             start = tb
             while start is not None and start.tb_frame.f_code in _RUNNER_CODES:
                 start = start.tb_next
-        lines = traceback.format_exception(type(exc), exc, start)
+        try:
+            lines = traceback.format_exception(type(exc), exc, start)
+        except Exception:  # a pathological exception: keep what can be said
+            lines = traceback.format_exception_only(type(exc), exc)
     text = "".join(lines).splitlines()
     ename = type(exc).__name__
     try:
@@ -1182,6 +1242,8 @@ def _restore_globals_state():
     sys.excepthook = ST.excepthook
     sys.settrace(ST.trace)
     sys.setprofile(ST.profile)
+    if not gc.isenabled():
+        gc.enable()
     try:
         sys.setrecursionlimit(ST.recursion_limit)
     except Exception:
@@ -1213,7 +1275,6 @@ def _handle_exec(req, blobs):
     writes = None if writes is None else list(writes)
     candidates = list(req.get("candidates") or [])
     suppressed = bool(req.get("display_suppressed"))
-    cp = ST.cloudpickle
     res = _result(cell)
 
     cwd = req.get("cwd")
@@ -1233,7 +1294,7 @@ def _handle_exec(req, blobs):
     # Inputs
     input_names = []
     loaded = {}
-    unpickler = _make_unpickler(cp, ns)
+    unpickler = _make_unpickler(ns)
     for group in req.get("inputs") or []:
         names = list(group.get("names") or [])
         try:
@@ -1276,7 +1337,12 @@ def _handle_exec(req, blobs):
     with trackers:
         before = {n: _fingerprint(ns[n]) for n in candidates if n in ns}
 
-    _register_source(filename, source)
+    sources = {}
+    extra = req.get("sources")
+    if isinstance(extra, dict):
+        sources.update((str(k), v) for k, v in extra.items() if isinstance(v, str))
+    sources[filename] = source
+    _register_sources(sources)
     last_code = None
     body_code = None
     cap = _Capture()
@@ -1300,9 +1366,11 @@ def _handle_exec(req, blobs):
                     body_code, last_code = _compile_cell(transformed, filename, suppressed)
                     shell = _ipython_shell(module)
                     builtins.get_ipython = lambda: shell
-                except SyntaxError:
+                except SyntaxError as e2:
                     body_code = None
+                    error = _error_info(e2, filename, compile_error=True)
                 except Exception as e2:
+                    body_code = None
                     error = _error_info(e2, filename)
             if body_code is None and error is None:
                 if magic_line is not None and not ST.ipython_available:
@@ -1612,8 +1680,11 @@ def main():
             try:
                 res, out_blobs = _handle_exec(header, blobs)
             except BaseException as e:  # a runner bug: still answer
-                _restore_globals_state()
                 ST.capture = None
+                try:
+                    _restore_globals_state()
+                except BaseException:
+                    pass
                 res = _result(header.get("cell"), "error")
                 text = ["nbmemo runner internal error:"] + "".join(
                     traceback.format_exception(type(e), e, e.__traceback__)).splitlines()
@@ -1627,7 +1698,7 @@ def main():
                 ST.chan.write_frame(res, out_blobs)
             except (BrokenPipeError, OSError):
                 return 1
-            except ValueError as e:  # not JSON-serialisable: a runner bug
+            except (TypeError, ValueError) as e:  # not JSON-serialisable: a runner bug
                 _diag("cannot encode result: %r" % e)
                 fallback = _result(res.get("cell"), "error")
                 fallback["error"] = {"ename": "RunnerError", "evalue": str(e), "traceback": [str(e)],
