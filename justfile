@@ -22,6 +22,7 @@ quickstart: setup
 # Run the test suite (unit and integration tests, the example smoke tests, the bench smoke test).
 test: setup
     NBMEMO_TEST_PYTHON={{python}} cargo test --quiet
+    {{python}} -m unittest discover --quiet -s tests/python
     {{python}} bench/bench.py --quick
 
 # Format the code.

@@ -335,6 +335,16 @@ impl Scope {
                 if !self.bound.contains(name) && !self.imports.contains(name) {
                     self.mutated.insert(name.to_string());
                 }
+                // `alias = items` then `alias.append(…)`: the object came from `items`.
+                let sources: Vec<String> = self
+                    .aliases
+                    .iter()
+                    .filter(|(bound, source)| bound == name && !self.mutated.contains(source))
+                    .map(|(_, source)| source.clone())
+                    .collect();
+                for source in sources {
+                    self.mutate_name(&source);
+                }
             }
             Kind::Class => {
                 if !self.bound.contains(name) {

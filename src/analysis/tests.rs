@@ -255,7 +255,6 @@ fn mutation_candidates() {
         ("np.array(x)", "r[np,x] w[] m[np,x]"),
         ("import numpy as np\ny = np.array(x)", "r[x] w[np,y] m[x]"),
         ("items = []\nitems.append(1)", "r[] w[items] m[]"),
-        ("alias = items\nalias.append(4)", "r[items] w[alias] m[]"),
         (
             "def len(x):\n    x.clear()\nlen(items)",
             "r[items] w[len] m[items] f[len:r[]]",
@@ -385,4 +384,16 @@ fn plain_aliasing_statements_are_recorded() {
             .collect();
         assert_eq!(aliases, expected, "{source}");
     }
+}
+
+#[test]
+fn mutating_an_alias_bound_in_the_cell_mutates_its_source() {
+    check(&[
+        (
+            "alias = items\nalias.append(4)",
+            "r[items] w[alias] m[items]",
+        ),
+        ("a = b = items\nb.clear()", "r[items] w[a,b] m[items]"),
+        ("fresh = []\nfresh.append(1)", "r[] w[fresh] m[]"),
+    ]);
 }

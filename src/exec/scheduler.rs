@@ -689,7 +689,7 @@ impl<'a> Scheduler<'a> {
             self.emitted[idx].clear();
             return Ok(());
         }
-        self.learn_mutations(idx, &result.mutated);
+        self.learn_mutations(idx, &inputs);
         let failed = result.is_error();
         let outcome = CellOutcome {
             status: if failed {
@@ -803,14 +803,27 @@ impl<'a> Scheduler<'a> {
         })
     }
 
-    /// A candidate a previous run refuted (so it ordered nothing) was mutated after all: every
-    /// later reader of the name now depends on this cell, and those that already ran, or are
-    /// running, on the old value run again (with everything downstream of them).
-    fn learn_mutations(&mut self, idx: usize, mutated: &[String]) {
+    /// A value changed that the graph did not expect this cell to change: a candidate a
+    /// previous run refuted (so it ordered nothing), or a name sharing an object with one the
+    /// cell changed. Every later reader of the name now depends on this cell, and those that
+    /// already ran, or are running, on the old value run again (with everything downstream).
+    fn learn_mutations(&mut self, idx: usize, inputs: &[(String, Emitted)]) {
         let node = &self.graph.cells[idx];
-        let surprises: Vec<&String> = mutated
+        let surprises: Vec<String> = self.emitted[idx]
             .iter()
-            .filter(|name| node.refuted.contains(*name))
+            .filter(|(name, _)| !node.writes.contains(*name) && !node.may_mutate.contains(*name))
+            .filter(|(name, emitted)| {
+                let before = inputs
+                    .iter()
+                    .find(|(input, _)| input == *name)
+                    .map(|(_, value)| value);
+                match (before, emitted) {
+                    (Some(Emitted::Artifact(old)), Emitted::Artifact(new)) => old != new,
+                    (None, _) => false,
+                    _ => true,
+                }
+            })
+            .map(|(name, _)| name.clone())
             .collect();
         if surprises.is_empty() {
             return;
@@ -818,7 +831,7 @@ impl<'a> Scheduler<'a> {
         for reader in idx + 1..self.cells.len() {
             let reads_it = surprises
                 .iter()
-                .any(|name| self.graph.cells[reader].reads.contains(*name));
+                .any(|name| self.graph.cells[reader].reads.contains(name));
             if !reads_it || self.ancestors[reader].contains(&idx) {
                 continue;
             }

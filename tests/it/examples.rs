@@ -102,9 +102,14 @@ fn mutation_orders_readers_after_mutators_and_aliases() {
     );
     assert_eq!(deps[10], vec![0, 1, 7, 8], "alias.append mutates items too");
     assert_eq!(
+        deps[9],
+        vec![0, 1, 7, 8],
+        "`alias.append(4)` in cell 8 mutated items"
+    );
+    assert_eq!(
         deps[11],
-        vec![0, 1, 7, 10],
-        "print(len(items)) after the alias mutation"
+        vec![0, 1, 7, 8, 10],
+        "print(len(items)) after both alias mutations"
     );
     assert_eq!(deps[12], vec![2, 3, 4, 5]);
 }

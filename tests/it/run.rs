@@ -525,3 +525,132 @@ fn refuted_candidates_drop_edges_and_a_surprise_mutation_reruns_readers() {
         "{report:#}"
     );
 }
+
+/// Copies `examples/` into a temp project, so runs don't write into the repository.
+fn examples_project() -> Project {
+    let project = Project::new();
+    copy_dir(&repo_root().join("examples"), &project.ctx.path("examples"));
+    project
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Every example runs with the results of sequential execution, cold and then from the cache.
+#[test]
+fn examples_run_like_sequential_execution() {
+    let project = examples_project();
+    for example in [
+        "examples/quickstart.ipynb",
+        "examples/percent.py",
+        "examples/branches.ipynb",
+        "examples/redefinition.ipynb",
+        "examples/mutation.ipynb",
+        "examples/functions.ipynb",
+        "examples/data-deps/analysis.ipynb",
+    ] {
+        let expected = sequential(&project.ctx.path(example));
+        let cold = project.run_json(&[example]);
+        assert_eq!(cold["summary"]["failed"], 0, "{example}: {cold:#}");
+        assert_eq!(stdouts(&cold), expected, "{example} (cold)");
+        let warm = project.run_json(&[example]);
+        assert_eq!(warm["summary"]["ran"], 0, "{example}: {warm:#}");
+        assert_eq!(stdouts(&warm), expected, "{example} (cached)");
+    }
+    let failing = project.run(&["examples/failing.ipynb", "--json"]);
+    assert_eq!(failing.code, 1, "{}", failing.stderr);
+    assert_eq!(
+        statuses(&failing.json()),
+        vec!["ran", "failed", "skipped", "ran"]
+    );
+}
+
+/// `--inplace` writes outputs and execution counts, atomically, and nothing else changes.
+#[test]
+fn inplace_writes_outputs_and_execution_counts() {
+    let project = Project::new();
+    let path = project.write_notebook("nb.ipynb", &["x = 21", "print('half')\nx * 2", "x;"]);
+    let original: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    let run = project.run(&["nb.ipynb", "--inplace"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(text.ends_with("}\n"), "nbformat ends files with a newline");
+    let written: Value = serde_json::from_str(&text).expect("json");
+    let cells = written["cells"].as_array().expect("cells");
+    assert_eq!(cells[0]["execution_count"], 1);
+    assert_eq!(cells[1]["execution_count"], 2);
+    assert_eq!(cells[2]["execution_count"], 3);
+    assert_eq!(cells[0]["outputs"], serde_json::json!([]));
+    let outputs = cells[1]["outputs"].as_array().expect("outputs");
+    assert_eq!(outputs[0]["output_type"], "stream");
+    assert_eq!(outputs[0]["text"], serde_json::json!(["half\n"]));
+    assert_eq!(outputs[1]["output_type"], "execute_result");
+    assert_eq!(outputs[1]["execution_count"], 2);
+    assert_eq!(
+        outputs[1]["data"]["text/plain"],
+        serde_json::json!(["42"]),
+        "nbformat splits text/* into lines"
+    );
+    assert_eq!(
+        cells[2]["outputs"],
+        serde_json::json!([]),
+        "a trailing `;` hides the value"
+    );
+    for (before, after) in original["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .zip(cells)
+    {
+        assert_eq!(before["id"], after["id"]);
+        let joined = |source: &Value| match source {
+            Value::Array(lines) => lines.iter().filter_map(Value::as_str).collect::<String>(),
+            other => other.as_str().unwrap_or_default().to_string(),
+        };
+        assert_eq!(joined(&before["source"]), joined(&after["source"]));
+        assert_eq!(before["metadata"], after["metadata"]);
+    }
+    // A second, fully cached run writes the same bytes.
+    let again = project.run(&["nb.ipynb", "--inplace"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+    let leftovers: Vec<_> = std::fs::read_dir(project.ctx.dir.path())
+        .expect("list")
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
+
+#[test]
+fn plan_says_cached_or_would_run() {
+    let project = Project::new();
+    project.write_notebook("nb.ipynb", &["a = 1", "b = a + 1", "print(b)"]);
+    project.run_json(&["nb.ipynb"]);
+    project.write_notebook("nb.ipynb", &["a = 1", "b = a + 2", "print(b)"]);
+    let python = project.python.display().to_string();
+    let plan = project
+        .ctx
+        .nbmemo(&["plan", "nb.ipynb", "--format", "json", "--python", &python])
+        .json();
+    assert_eq!(plan["cells"][0]["cache"], "cached", "{plan:#}");
+    assert_eq!(plan["cells"][1]["cache"], "would run", "{plan:#}");
+    assert_eq!(plan["cells"][1]["reason"], "code changed", "{plan:#}");
+    assert_eq!(plan["cells"][2]["cache"], "would run", "{plan:#}");
+    assert_eq!(plan["cells"][2]["reason"], "cell 1 runs first", "{plan:#}");
+    let starts = project.python_starts();
+    project
+        .ctx
+        .nbmemo(&["plan", "nb.ipynb", "--python", &python]);
+    assert_eq!(project.python_starts(), starts, "plan starts no Python");
+}

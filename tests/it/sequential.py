@@ -22,16 +22,20 @@ def code_cells(path):
                 source = cell["source"]
                 cells.append(source if isinstance(source, str) else "".join(source))
         return cells
-    cells, current, seen_marker = [], [], False
+    # Percent format: `# %%` starts a cell; `[markdown]`, `[md]` and `[raw]` cells are not code.
+    cells, current, is_code, seen_marker = [], [], True, False
     for line in text.splitlines(keepends=True):
         if line.startswith("# %%"):
-            if seen_marker or "".join(current).strip():
+            if is_code and (seen_marker or "".join(current).strip()):
                 cells.append("".join(current))
+            header = line[4:]
+            is_code = not any(kind in header for kind in ("[markdown]", "[md]", "[raw]"))
             current, seen_marker = [], True
             continue
         current.append(line)
-    cells.append("".join(current))
-    return [cell for cell in cells]
+    if is_code:
+        cells.append("".join(current))
+    return cells
 
 
 def main():
