@@ -14,10 +14,12 @@ setup:
     @test -x {{python}} || python3 -m venv {{venv}}
     @{{python}} -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 
-# Set up, build, and show the plan of the quickstart notebook.
+# Set up, build, then plan and run the quickstart notebook (twice: the second run is cached).
 quickstart: setup
     cargo build --release --quiet
     ./target/release/nbmemo plan examples/quickstart.ipynb
+    ./target/release/nbmemo run examples/quickstart.ipynb --python {{python}}
+    ./target/release/nbmemo run examples/quickstart.ipynb --python {{python}}
 
 # Run the test suite (unit and integration tests, the example smoke tests, the bench smoke test).
 test: setup
@@ -38,9 +40,10 @@ lint:
 bench *ARGS: setup
     {{python}} bench/bench.py {{ARGS}}
 
-# Show the plan of an example: `just example quickstart.ipynb`.
-example NAME:
+# Plan and run an example: `just example quickstart.ipynb`.
+example NAME: setup
     cargo run --quiet -- plan examples/{{NAME}}
+    cargo run --quiet -- run examples/{{NAME}} --python {{python}}
 
 # What CI runs.
 ci: lint test
