@@ -7,6 +7,7 @@
 pub mod diagnostic;
 pub mod plan;
 pub mod printer;
+pub mod progress;
 pub mod run;
 
 pub use diagnostic::Diagnostic;

@@ -10,13 +10,17 @@ use crate::exec::scheduler::{CellOutcome, CellStatus, Observer};
 
 use super::Printer;
 use super::plan::first_line;
+use super::progress::Progress;
 
-/// Prints cell lines as cells finish (unless JSON output was asked for).
+/// Prints cell lines as cells finish (unless JSON output was asked for), under a progress bar
+/// on a terminal.
 pub struct RunReporter<'a> {
     printer: &'a Printer,
     sources: Vec<&'a str>,
     stream_lines: bool,
     show_output: bool,
+    progress: Progress,
+    running: std::collections::BTreeSet<usize>,
 }
 
 impl<'a> RunReporter<'a> {
@@ -27,17 +31,28 @@ impl<'a> RunReporter<'a> {
         stream_lines: bool,
         show_output: bool,
     ) -> Self {
+        let progress = Progress::new(sources.len(), stream_lines);
         RunReporter {
             printer,
             sources,
             stream_lines,
             show_output,
+            progress,
+            running: std::collections::BTreeSet::new(),
         }
     }
 }
 
 impl Observer for RunReporter<'_> {
+    fn cell_started(&mut self, index: usize) {
+        self.running.insert(index);
+        self.progress.message(self.running_message());
+    }
+
     fn cell_finished(&mut self, index: usize, outcome: &CellOutcome) {
+        self.running.remove(&index);
+        self.progress.inc();
+        self.progress.message(self.running_message());
         if !self.stream_lines {
             return;
         }
@@ -48,7 +63,20 @@ impl Observer for RunReporter<'_> {
                 let _ = writeln!(line, "      │ {text}");
             }
         }
-        let _ = self.printer.stdout(&line);
+        let printer = self.printer;
+        self.progress.suspend(|| {
+            let _ = printer.stdout(&line);
+        });
+    }
+}
+
+impl RunReporter<'_> {
+    fn running_message(&self) -> String {
+        if self.running.is_empty() {
+            return String::new();
+        }
+        let cells: Vec<String> = self.running.iter().map(ToString::to_string).collect();
+        format!("running cell {}", cells.join(", "))
     }
 }
 
