@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::analysis::{ANONYMOUS, Barrier, CellAnalysis, FunctionSummary, NameSet};
+use crate::analysis::{ANONYMOUS, Barrier, CellAnalysis, FunctionSummary, NameSet, probes};
 use crate::hash::ContentHash;
 
 /// A function known to the graph, interned: see [`Builder::function_id`].
@@ -110,16 +110,18 @@ impl Graph {
 
     /// Builds the graph from the analyses of the code cells, in notebook order.
     pub fn build(analyses: &[&CellAnalysis]) -> Graph {
-        Graph::build_refined(analyses, &FxHashSet::default())
+        Graph::build_refined(analyses, &FxHashSet::default(), &FxHashSet::default())
     }
 
-    /// Builds the graph, dropping the may-mutate candidates that an earlier run refuted:
-    /// `(code hash, name)` pairs.
+    /// Builds the graph with what earlier runs learned: may-mutate candidates they refuted are
+    /// dropped, and state probes they saw a cell touch (`(code hash, "@numpy.random")` in
+    /// `learned`) become reads and writes of that code.
     pub fn build_refined(
         analyses: &[&CellAnalysis],
         refuted: &FxHashSet<(ContentHash, String)>,
+        learned: &FxHashSet<(ContentHash, String)>,
     ) -> Graph {
-        let mut builder = Builder::new(analyses, refuted);
+        let mut builder = Builder::new(analyses, refuted, learned);
         let cells = (0..analyses.len()).map(|idx| builder.add(idx)).collect();
         Graph { cells }
     }
@@ -130,6 +132,8 @@ struct Builder<'a> {
     analyses: &'a [&'a CellAnalysis],
     /// `(code hash, name)`: candidates refuted by an earlier run.
     refuted: &'a FxHashSet<(ContentHash, String)>,
+    /// `(code hash, probe)`: state an earlier run saw the code touch.
+    learned: &'a FxHashSet<(ContentHash, String)>,
     /// For each name, the cells that may provide its current value, oldest first.
     providers: FxHashMap<String, Vec<usize>>,
     /// For each name, the functions its current value may hold.
@@ -156,10 +160,12 @@ impl<'a> Builder<'a> {
     fn new(
         analyses: &'a [&'a CellAnalysis],
         refuted: &'a FxHashSet<(ContentHash, String)>,
+        learned: &'a FxHashSet<(ContentHash, String)>,
     ) -> Self {
         Builder {
             analyses,
             refuted,
+            learned,
             providers: FxHashMap::default(),
             carried: FxHashMap::default(),
             barrier_carried: Arc::from([]),
@@ -252,6 +258,20 @@ impl<'a> Builder<'a> {
 
         // Expand reads through the functions they name or carry, as bound at this cell.
         let mut queue: Vec<&str> = analysis.reads.iter().map(String::as_str).collect();
+        // Ambient library settings (styles, options, the working directory…) set by an earlier
+        // cell shape every later cell's output.
+        for probe in probes::AMBIENT {
+            if !self.providers_of(probe).is_empty() {
+                queue.push(probe);
+            }
+        }
+        // State an earlier run saw this code touch, though no rule names it.
+        for (code, probe) in self.learned {
+            if *code == analysis.code_hash && probes::is_probe(probe) {
+                queue.push(probe);
+                writes.insert(probe.clone());
+            }
+        }
         let mut seen_names: FxHashSet<&str> = FxHashSet::default();
         let mut expanded: FxHashSet<FunctionId> = FxHashSet::default();
         while let Some(name) = queue.pop() {

@@ -8,6 +8,7 @@
 
 mod magics;
 mod parse;
+pub mod probes;
 mod symbols;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -22,6 +22,7 @@ use ruff_python_ast::{
 use rustc_hash::FxHashSet;
 
 use super::magics::{self, LineMagic};
+use super::probes;
 use super::{Barrier, NameSet};
 
 /// What calling a notebook-defined function (or using a class's methods) touches at module level.
@@ -409,6 +410,27 @@ impl Scope {
     fn record_alias(&mut self, name: &str, source: &str) {
         if self.kind == Kind::Module && name != source && !self.comprehension_local(source) {
             self.aliases.insert((name.to_string(), source.to_string()));
+        }
+    }
+
+    /// Library state an attribute chain may change (`np.random.seed`, `plt.style.use`): the
+    /// probe is read and (possibly) written, here or, inside a function, when it is called.
+    fn probes(&mut self, expr: &Expr) {
+        let mut chain = Vec::new();
+        if !attribute_chain(expr, &mut chain) {
+            return;
+        }
+        for probe in probes::touched_by(&chain) {
+            match self.kind {
+                Kind::Module | Kind::Class => {
+                    self.loads.insert(probe.to_string());
+                    self.stores.insert(probe.to_string());
+                }
+                Kind::Function => {
+                    self.deferred.global_reads.insert(probe.to_string());
+                    self.deferred.global_writes.insert(probe.to_string());
+                }
+            }
         }
     }
 
@@ -1004,6 +1026,7 @@ impl<'a> Visitor<'a> for Scope {
                 if matches!(attribute.ctx, ExprContext::Store | ExprContext::Del) {
                     self.mutate_base(&attribute.value);
                 }
+                self.probes(expr);
                 walk_expr(self, expr);
             }
             Expr::Subscript(subscript) => {
@@ -1015,6 +1038,25 @@ impl<'a> Visitor<'a> for Scope {
             Expr::IpyEscapeCommand(command) => self.escape_command(command.kind, &command.value),
             _ => walk_expr(self, expr),
         }
+    }
+}
+
+/// The names of an attribute chain rooted in a name, root first (`np.random.seed` →
+/// `["np", "random", "seed"]`); `false` when the chain is rooted in something else.
+fn attribute_chain<'a>(expr: &'a Expr, chain: &mut Vec<&'a str>) -> bool {
+    match expr {
+        Expr::Name(name) => {
+            chain.push(name.id.as_str());
+            true
+        }
+        Expr::Attribute(attribute) => {
+            if !attribute_chain(&attribute.value, chain) {
+                return false;
+            }
+            chain.push(attribute.attr.id.as_str());
+            true
+        }
+        _ => false,
     }
 }
 

@@ -24,3 +24,16 @@ impl ExitStatus {
         }
     }
 }
+
+/// The `(code hash, probe)` pairs a notebook's previous run confirmed: library state a cell
+/// touched although no static rule names it.
+pub(crate) fn learned_probes(
+    state: &crate::store::NotebookState,
+) -> Vec<(crate::hash::ContentHash, String)> {
+    state
+        .confirmed
+        .iter()
+        .filter(|(_, name)| crate::analysis::probes::is_probe(name))
+        .cloned()
+        .collect()
+}

@@ -16,7 +16,7 @@ use crate::report::plan::{Plan, PlanCell};
 use crate::store::Store;
 use std::time::Duration;
 
-use super::ExitStatus;
+use super::{ExitStatus, learned_probes};
 
 /// Runs `nbmemo plan`.
 #[instrument(skip_all, fields(notebook = %args.notebook.display()))]
@@ -42,8 +42,9 @@ pub fn plan(args: &PlanArgs, printer: &Printer) -> ExitStatus {
         .as_ref()
         .map(|state| state.refuted.clone())
         .unwrap_or_default();
+    let learned = previous.as_ref().map(learned_probes).unwrap_or_default();
     let db = Database::default();
-    let file = NotebookFile::new(&db, args.notebook.clone(), contents, refuted);
+    let file = NotebookFile::new(&db, args.notebook.clone(), contents, refuted, learned);
     let notebook = match parsed_notebook(&db, file) {
         Ok(notebook) => notebook,
         Err(err) => {

@@ -21,7 +21,7 @@ use crate::report::Printer;
 use crate::report::run::{RunReporter, Summary, failures, to_json};
 use crate::store::{NotebookState, Store};
 
-use super::ExitStatus;
+use super::{ExitStatus, learned_probes};
 
 /// How long a run waits for another nbmemo process to release the cache.
 const STORE_WAIT: Duration = Duration::from_secs(600);
@@ -82,8 +82,9 @@ fn run_notebook(path: &Path, args: &RunArgs, printer: &Printer) -> (ExitStatus, 
         .as_ref()
         .map(|state| state.refuted.clone())
         .unwrap_or_default();
+    let learned = previous.as_ref().map(learned_probes).unwrap_or_default();
     let db = Database::default();
-    let file = NotebookFile::new(&db, path.to_path_buf(), contents, refuted);
+    let file = NotebookFile::new(&db, path.to_path_buf(), contents, refuted, learned);
     let notebook = match parsed_notebook(&db, file) {
         Ok(notebook) => notebook,
         Err(err) => {
@@ -329,6 +330,9 @@ fn refine(
         }
         let code = spec.analysis.code_hash;
         learned.insert(code);
+        for probe in &outcome.learned {
+            confirmed.insert((code, probe.clone()));
+        }
         let supplied: std::collections::BTreeSet<&str> = outcome
             .inputs
             .iter()
@@ -352,7 +356,8 @@ fn refine(
             }
         }
         for pair in &previous.confirmed {
-            if !learned.contains(&pair.0) {
+            // Library state a code was seen touching stays known (replays don't re-observe it).
+            if !learned.contains(&pair.0) || crate::analysis::probes::is_probe(&pair.1) {
                 confirmed.insert(pair.clone());
             }
         }

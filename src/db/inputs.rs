@@ -16,4 +16,7 @@ pub struct NotebookFile {
     /// `(cell code hash, name)`: may-mutate candidates the last run refuted (from the store).
     #[returns(ref)]
     pub refuted: Vec<(ContentHash, String)>,
+    /// `(cell code hash, probe)`: library state the last run saw a cell touch.
+    #[returns(ref)]
+    pub learned: Vec<(ContentHash, String)>,
 }

@@ -49,5 +49,6 @@ pub fn notebook_graph(db: &dyn Db, file: NotebookFile) -> Graph {
         .map(|&cell| cell_analysis(db, cell))
         .collect();
     let refuted = file.refuted(db).iter().cloned().collect();
-    Graph::build_refined(&analyses, &refuted)
+    let learned = file.learned(db).iter().cloned().collect();
+    Graph::build_refined(&analyses, &refuted, &learned)
 }

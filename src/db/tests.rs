@@ -35,7 +35,13 @@ fn editing_one_cell_reanalyses_only_that_cell() {
     let log = ExecutionLog::default();
     let mut db = Database::with_execution_log(log.clone());
     let cells = ["a = 1", "b = a + 1", "c = 3", "print(b, c)"];
-    let file = NotebookFile::new(&db, PathBuf::from("nb.py"), percent(&cells), Vec::new());
+    let file = NotebookFile::new(
+        &db,
+        PathBuf::from("nb.py"),
+        percent(&cells),
+        Vec::new(),
+        Vec::new(),
+    );
 
     let first = executed(&db, &log, file);
     assert_eq!(count(&first, "cell_analysis"), 4, "{first:?}");
@@ -55,6 +61,7 @@ fn a_comment_edit_changes_no_analysis_result() {
         &db,
         PathBuf::from("nb.py"),
         percent(&["a = 1", "b = a + 1"]),
+        Vec::new(),
         Vec::new(),
     );
     let _ = executed(&db, &log, file);
@@ -77,7 +84,13 @@ fn nothing_changed_executes_nothing() {
     let log = ExecutionLog::default();
     let mut db = Database::with_execution_log(log.clone());
     let contents = percent(&["a = 1", "b = a"]);
-    let file = NotebookFile::new(&db, PathBuf::from("nb.py"), contents.clone(), Vec::new());
+    let file = NotebookFile::new(
+        &db,
+        PathBuf::from("nb.py"),
+        contents.clone(),
+        Vec::new(),
+        Vec::new(),
+    );
     let _ = executed(&db, &log, file);
     file.set_contents(&mut db).to(contents);
     let again = executed(&db, &log, file);

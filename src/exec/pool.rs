@@ -47,6 +47,8 @@ pub struct Completion {
 enum Message {
     Run(Job),
     Drop(Vec<String>),
+    /// Start the slot's worker now, so the first cell sent to it does not wait for Python.
+    Warm,
 }
 
 /// A fixed number of worker slots.
@@ -93,6 +95,13 @@ impl Pool {
         }
     }
 
+    /// Starts the workers of the first `slots` slots in the background.
+    pub fn warm(&self, slots: usize) {
+        for sender in self.senders.iter().take(slots) {
+            let _ = sender.send(Message::Warm);
+        }
+    }
+
     /// Asks a slot's worker to forget resident values.
     pub fn drop_resident(&self, slot: usize, ids: Vec<String>) {
         if let Some(sender) = self.senders.get(slot) {
@@ -118,6 +127,7 @@ fn slot_loop(
     done: &Sender<Completion>,
 ) {
     let mut generation = u64::from(worker.is_some());
+    let mut warm_hello = None;
     while let Ok(message) = jobs.recv() {
         let job = match message {
             Message::Run(job) => job,
@@ -127,9 +137,20 @@ fn slot_loop(
                 }
                 continue;
             }
+            Message::Warm => {
+                if worker.is_none() {
+                    // A failure shows again, with its message, when a job comes.
+                    if let Ok(fresh) = Worker::spawn(python) {
+                        generation += 1;
+                        warm_hello = Some(fresh.hello.clone());
+                        worker = Some(fresh);
+                    }
+                }
+                continue;
+            }
         };
         let started = Instant::now();
-        let mut hello = None;
+        let mut hello = warm_hello.take();
         if worker.is_none() {
             match Worker::spawn(python) {
                 Ok(fresh) => {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustc_hash::FxHashMap;
 
-use crate::analysis::CellAnalysis;
+use crate::analysis::{CellAnalysis, probes};
 use crate::environment::Environment;
 use crate::graph::Graph;
 use crate::hash::ContentHash;
@@ -110,6 +110,8 @@ pub struct CellOutcome {
     pub mutated: Vec<String>,
     /// Values that could not be pickled: name and type.
     pub unpicklable: Vec<(String, String)>,
+    /// Library state (probes) the run saw the cell change although no static rule named it.
+    pub learned: Vec<String>,
 }
 
 impl CellOutcome {
@@ -128,6 +130,7 @@ impl CellOutcome {
             inputs: Vec::new(),
             mutated: Vec::new(),
             unpicklable: Vec::new(),
+            learned: Vec::new(),
         }
     }
 }
@@ -209,6 +212,10 @@ pub struct Scheduler<'a> {
     rebuilds: Vec<(usize, usize)>,
     /// Dependencies learned while running: a refuted candidate that turned out mutated.
     extra_deps: Vec<Vec<usize>>,
+    /// Probes a cell turned out to use though the graph did not give it them.
+    dynamic_reads: Vec<Vec<String>>,
+    /// Probes each cell turned out to change though no rule named them.
+    learned: Vec<Vec<String>>,
     start: Instant,
 }
 
@@ -243,6 +250,8 @@ impl<'a> Scheduler<'a> {
             generation: vec![0; slots],
             rebuilds: Vec::new(),
             extra_deps: vec![Vec::new(); n_cells],
+            dynamic_reads: vec![Vec::new(); n_cells],
+            learned: vec![Vec::new(); n_cells],
             start: Instant::now(),
         }
     }
@@ -373,7 +382,11 @@ impl<'a> Scheduler<'a> {
     /// produced (or deleted) the name.
     fn resolve(&self, idx: usize) -> Vec<(String, Emitted)> {
         let mut inputs = Vec::new();
-        for name in &self.graph.cells[idx].reads {
+        for name in self.graph.cells[idx]
+            .reads
+            .iter()
+            .chain(&self.dynamic_reads[idx])
+        {
             for &ancestor in &self.ancestors[idx] {
                 if let Some(emitted) = self.emitted[ancestor].get(name) {
                     inputs.push((name.clone(), emitted.clone()));
@@ -420,6 +433,7 @@ impl<'a> Scheduler<'a> {
                 .iter()
                 .map(|value| (value.name.clone(), value.type_name.clone()))
                 .collect(),
+            learned: Vec::new(),
         };
         self.finish(idx, outcome, observer);
     }
@@ -540,6 +554,14 @@ impl<'a> Scheduler<'a> {
                 self.busy.len(),
                 self.first_worker.take(),
             );
+            // Cells are about to run: start as many workers as may be needed at once, in
+            // parallel, rather than each when its first cell arrives.
+            let pending = self
+                .state
+                .iter()
+                .filter(|state| matches!(state, State::Waiting | State::Ready { .. }))
+                .count();
+            pool.warm(pending.min(self.busy.len()));
             self.pool = Some(pool);
         }
     }
@@ -689,7 +711,12 @@ impl<'a> Scheduler<'a> {
             self.emitted[idx].clear();
             return Ok(());
         }
-        self.learn_mutations(idx, &inputs);
+        if self.learn_mutations(idx, &inputs) {
+            // It ran with library state the graph did not give it: run it again with it.
+            self.emitted[idx].clear();
+            self.state[idx] = State::Waiting;
+            return Ok(());
+        }
         let failed = result.is_error();
         let outcome = CellOutcome {
             status: if failed {
@@ -720,6 +747,7 @@ impl<'a> Scheduler<'a> {
                 .iter()
                 .map(|value| (value.name.clone(), value.type_name.clone()))
                 .collect(),
+            learned: Vec::new(),
         };
         self.finish(idx, outcome, observer);
         Ok(())
@@ -807,11 +835,17 @@ impl<'a> Scheduler<'a> {
     /// previous run refuted (so it ordered nothing), or a name sharing an object with one the
     /// cell changed. Every later reader of the name now depends on this cell, and those that
     /// already ran, or are running, on the old value run again (with everything downstream).
-    fn learn_mutations(&mut self, idx: usize, inputs: &[(String, Emitted)]) {
+    /// Returns whether the cell itself must run again: it changed library state (a probe) that
+    /// an earlier cell had set, without having been given that state.
+    fn learn_mutations(&mut self, idx: usize, inputs: &[(String, Emitted)]) -> bool {
         let node = &self.graph.cells[idx];
         let surprises: Vec<String> = self.emitted[idx]
             .iter()
-            .filter(|(name, _)| !node.writes.contains(*name) && !node.may_mutate.contains(*name))
+            .filter(|(name, _)| {
+                !node.writes.contains(*name)
+                    && !node.may_mutate.contains(*name)
+                    && !self.dynamic_reads[idx].contains(*name)
+            })
             .filter(|(name, emitted)| {
                 let before = inputs
                     .iter()
@@ -819,14 +853,42 @@ impl<'a> Scheduler<'a> {
                     .map(|(_, value)| value);
                 match (before, emitted) {
                     (Some(Emitted::Artifact(old)), Emitted::Artifact(new)) => old != new,
-                    (None, _) => false,
+                    // A probe the cell was not given but changed.
+                    (None, _) => probes::is_probe(name),
                     _ => true,
                 }
             })
             .map(|(name, _)| name.clone())
             .collect();
         if surprises.is_empty() {
-            return;
+            return false;
+        }
+        let mut rerun_self = false;
+        for probe in surprises.iter().filter(|name| probes::is_probe(name)) {
+            if !self.learned[idx].contains(probe) {
+                self.learned[idx].push(probe.clone());
+            }
+            if inputs.iter().any(|(name, _)| name == probe) {
+                continue;
+            }
+            // Which earlier cells may have set it: the cell should have started from that.
+            let setters: Vec<usize> = (0..idx)
+                .filter(|&earlier| {
+                    let node = &self.graph.cells[earlier];
+                    node.is_barrier()
+                        || node.writes.contains(probe)
+                        || self.learned[earlier].contains(probe)
+                })
+                .collect();
+            if setters.is_empty() {
+                continue;
+            }
+            tracing::info!(
+                "cell {idx} used `{probe}` set by an earlier cell: it runs again with it"
+            );
+            self.dynamic_reads[idx].push(probe.clone());
+            self.add_dependencies(idx, &setters);
+            rerun_self = true;
         }
         for reader in idx + 1..self.cells.len() {
             let reads_it = surprises
@@ -838,15 +900,23 @@ impl<'a> Scheduler<'a> {
             tracing::info!(
                 "cell {idx} changed a value cell {reader} read: cell {reader} runs again"
             );
-            self.extra_deps[reader].push(idx);
-            let mut merged: Vec<usize> = self.ancestors[reader].clone();
-            merged.push(idx);
-            merged.extend(self.ancestors[idx].iter().copied());
-            merged.sort_unstable_by(|a, b| b.cmp(a));
-            merged.dedup();
-            self.ancestors[reader] = merged;
+            self.add_dependencies(reader, &[idx]);
             self.invalidate(reader);
         }
+        rerun_self
+    }
+
+    /// Makes `cell` wait for `deps` (and see their values) from now on.
+    fn add_dependencies(&mut self, cell: usize, deps: &[usize]) {
+        let mut merged: Vec<usize> = self.ancestors[cell].clone();
+        for &dep in deps {
+            self.extra_deps[cell].push(dep);
+            merged.push(dep);
+            merged.extend(self.ancestors[dep].iter().copied());
+        }
+        merged.sort_unstable_by(|a, b| b.cmp(a));
+        merged.dedup();
+        self.ancestors[cell] = merged;
     }
 
     /// Makes a cell (and what consumed its outputs) wait to be evaluated again.
@@ -864,7 +934,8 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    fn finish(&mut self, idx: usize, outcome: CellOutcome, observer: &mut dyn Observer) {
+    fn finish(&mut self, idx: usize, mut outcome: CellOutcome, observer: &mut dyn Observer) {
+        outcome.learned.clone_from(&self.learned[idx]);
         observer.cell_finished(idx, &outcome);
         self.outcomes[idx] = Some(outcome);
         self.state[idx] = State::Finished;

@@ -19,12 +19,19 @@ fn render(fixture: &str) -> String {
             .depends_on
             .iter()
             .map(|(dep, names)| {
+                // Library-state probes are checked by their own tests.
+                let names: Vec<&String> =
+                    names.iter().filter(|name| !name.starts_with('@')).collect();
                 if names.is_empty() {
                     format!("{dep}")
                 } else {
                     format!(
                         "{dep}({})",
-                        names.iter().cloned().collect::<Vec<_>>().join(",")
+                        names
+                            .iter()
+                            .map(|name| name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
                     )
                 }
             })
@@ -182,4 +189,35 @@ fn rebinding_ends_an_alias() {
         "# %%\nitems = [1]\n# %%\nalias = items\n# %%\nalias = []\n# %%\nalias.append(2)\n# %%\nprint(items)\n",
         "0: [] w0\n1: [0(items)] w1\n2: [] w0\n3: [2(alias)] w1 m[alias]\n4: [0(items)] w1\nwaves=2 critical=[0, 4]",
     );
+}
+
+#[test]
+fn seeded_generators_order_the_cells_that_draw() {
+    check(
+        "# %%\nimport numpy as np\nnp.random.seed(0)\n# %%\na = np.random.rand(3)\n# %%\nb = 2\n# %%\nc = np.random.rand(3)\n",
+        "0: [] w0\n1: [0(np)] w1\n2: [] w0\n3: [0(np) 1] w2\nwaves=3 critical=[0, 1, 3]",
+    );
+}
+
+#[test]
+fn ambient_settings_are_read_by_every_later_cell() {
+    let fixture = "# %%\nx = 1\n# %%\nimport os\nos.chdir('sub')\n# %%\ny = open('f').read()\n";
+    let analyses: Vec<CellAnalysis> = fixture
+        .split("# %%\n")
+        .filter(|cell| !cell.trim().is_empty())
+        .map(analyze_cell)
+        .collect();
+    let refs: Vec<&CellAnalysis> = analyses.iter().collect();
+    let graph = Graph::build(&refs);
+    assert!(!graph.cells[0].reads.contains("@cwd"));
+    assert!(graph.cells[1].writes.contains("@cwd"));
+    assert_eq!(
+        graph.cells[2]
+            .depends_on
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert!(graph.cells[2].reads.contains("@cwd"));
 }

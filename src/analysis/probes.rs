@@ -1,0 +1,147 @@
+//! Library state that travels like a variable: which cells may touch which *state probe*.
+//!
+//! A probe is a pseudo-variable named with a leading `@` (never a Python identifier), such as
+//! `@numpy.random`; the worker captures and restores the state behind it (`PROTOCOL.md`, "State
+//! probes"). Here, static rules name the cells that may change a probe, from the attribute
+//! chains they use (`np.random.seed(0)`, `plt.style.use("ggplot")`, `os.chdir(path)`).
+//!
+//! Two kinds:
+//! - *generators* (`@numpy.random`, `@random`): read and written by the cells that draw from
+//!   them; a library drawing internally (a scikit-learn estimator) is caught at run time.
+//! - *ambient* settings (rcParams, pandas options, warnings filters, print options, the working
+//!   directory, `sys.path`, `os.environ`): written by the cells the rules name, and read by
+//!   every later cell, because any output may depend on them (the graph adds those reads).
+//!
+//! Adding a kind of state: a probe in the runner's `PROBES` and a rule in [`touched_by`].
+
+/// The numpy global generator.
+pub const NUMPY_RANDOM: &str = "@numpy.random";
+/// Python's `random` module generator.
+pub const RANDOM: &str = "@random";
+/// matplotlib's rcParams (styles).
+pub const RC_PARAMS: &str = "@matplotlib.rcParams";
+/// pandas' global options.
+pub const PANDAS_OPTIONS: &str = "@pandas.options";
+/// The `warnings` filters.
+pub const WARNINGS: &str = "@warnings.filters";
+/// numpy's print options.
+pub const PRINT_OPTIONS: &str = "@numpy.printoptions";
+/// The working directory.
+pub const CWD: &str = "@cwd";
+/// `sys.path`.
+pub const SYS_PATH: &str = "@sys.path";
+/// `os.environ`.
+pub const ENVIRON: &str = "@os.environ";
+
+/// Probes that every cell after a writer reads.
+pub const AMBIENT: &[&str] = &[
+    RC_PARAMS,
+    PANDAS_OPTIONS,
+    WARNINGS,
+    PRINT_OPTIONS,
+    CWD,
+    SYS_PATH,
+    ENVIRON,
+];
+
+/// Whether `name` is a probe rather than a Python name.
+pub fn is_probe(name: &str) -> bool {
+    name.starts_with('@')
+}
+
+/// The probes an attribute chain (`["np", "random", "seed"]`, root name first) may change.
+pub fn touched_by(chain: &[&str]) -> Vec<&'static str> {
+    let mut probes = Vec::new();
+    let Some((&root, rest)) = chain.split_first() else {
+        return probes;
+    };
+    let has = |part: &str| rest.contains(&part);
+    // `np.random.seed`, `numpy.random.rand`, `self.np.random…`: the numpy global generator.
+    if rest.len() >= 2 && rest[0] == "random" {
+        probes.push(NUMPY_RANDOM);
+    }
+    if root == "random" && !rest.is_empty() {
+        probes.push(RANDOM);
+        // `from numpy import random` binds `random` too.
+        probes.push(NUMPY_RANDOM);
+    }
+    if root == "npr" && !rest.is_empty() {
+        probes.push(NUMPY_RANDOM);
+    }
+    let styling = has("rcParams")
+        || has("rcdefaults")
+        || has("xkcd")
+        || rest.windows(2).any(|pair| pair == ["style", "use"])
+        || (rest.last() == Some(&"rc") && matches!(root, "plt" | "mpl" | "matplotlib" | "pyplot"))
+        || (matches!(root, "sns" | "seaborn")
+            && rest.first().is_some_and(|first| first.starts_with("set")));
+    if styling {
+        probes.push(RC_PARAMS);
+    }
+    if has("set_option")
+        || has("reset_option")
+        || (matches!(root, "pd" | "pandas") && has("options"))
+    {
+        probes.push(PANDAS_OPTIONS);
+    }
+    if root == "warnings"
+        && rest.first().is_some_and(|first| {
+            matches!(
+                *first,
+                "filterwarnings" | "simplefilter" | "resetwarnings" | "filters"
+            )
+        })
+    {
+        probes.push(WARNINGS);
+    }
+    if has("set_printoptions") {
+        probes.push(PRINT_OPTIONS);
+    }
+    if root == "os" && rest.first() == Some(&"chdir") {
+        probes.push(CWD);
+    }
+    if root == "sys" && rest.first() == Some(&"path") {
+        probes.push(SYS_PATH);
+    }
+    if root == "os"
+        && rest
+            .first()
+            .is_some_and(|first| matches!(*first, "environ" | "putenv" | "unsetenv"))
+    {
+        probes.push(ENVIRON);
+    }
+    probes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules() {
+        let cases: &[(&[&str], &[&str])] = &[
+            (&["np", "random", "seed"], &[NUMPY_RANDOM]),
+            (&["numpy", "random", "rand"], &[NUMPY_RANDOM]),
+            (&["np", "random"], &[]),
+            (&["random", "randint"], &[RANDOM, NUMPY_RANDOM]),
+            (&["rng", "random"], &[]),
+            (&["plt", "style", "use"], &[RC_PARAMS]),
+            (&["mpl", "rcParams"], &[RC_PARAMS]),
+            (&["plt", "rc"], &[RC_PARAMS]),
+            (&["sns", "set_theme"], &[RC_PARAMS]),
+            (&["pd", "set_option"], &[PANDAS_OPTIONS]),
+            (&["pd", "options", "display", "max_rows"], &[PANDAS_OPTIONS]),
+            (&["warnings", "filterwarnings"], &[WARNINGS]),
+            (&["warnings", "warn"], &[]),
+            (&["np", "set_printoptions"], &[PRINT_OPTIONS]),
+            (&["os", "chdir"], &[CWD]),
+            (&["os", "path", "join"], &[]),
+            (&["sys", "path", "append"], &[SYS_PATH]),
+            (&["os", "environ", "update"], &[ENVIRON]),
+            (&["df", "plot"], &[]),
+        ];
+        for (chain, expected) in cases {
+            assert_eq!(touched_by(chain), expected.to_vec(), "{chain:?}");
+        }
+    }
+}
