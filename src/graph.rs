@@ -108,6 +108,30 @@ impl Graph {
         path
     }
 
+    /// The graphs of several notebooks as one: the cells of the first, then of the second…
+    /// (indices shifted; notebooks never depend on each other).
+    pub fn concat(graphs: &[&Graph]) -> Graph {
+        let mut cells = Vec::new();
+        for graph in graphs {
+            let offset = cells.len();
+            for cell in &graph.cells {
+                let mut cell = cell.clone();
+                cell.depends_on = cell
+                    .depends_on
+                    .into_iter()
+                    .map(|(dep, names)| (dep + offset, names))
+                    .collect();
+                for providers in cell.inputs.values_mut() {
+                    for provider in providers.iter_mut() {
+                        *provider += offset;
+                    }
+                }
+                cells.push(cell);
+            }
+        }
+        Graph { cells }
+    }
+
     /// Builds the graph from the analyses of the code cells, in notebook order.
     pub fn build(analyses: &[&CellAnalysis]) -> Graph {
         Graph::build_refined(analyses, &FxHashSet::default(), &FxHashSet::default())

@@ -1,6 +1,6 @@
 //! `nbmemo run`: read a notebook, plan it, run what changed through the cache, report.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -11,11 +11,14 @@ use crate::db::{
     Database, NotebookFile, cell_analysis, code_cells, notebook_graph, parsed_notebook,
 };
 use crate::environment::{Environment, InterpreterCache};
-use crate::exec::scheduler::{CellOutcome, CellSpec, CellStatus, RunOptions, Scheduler, trace_of};
+use crate::exec::scheduler::{
+    CellOutcome, CellSpec, CellStatus, RunOptions, Scheduler, Unit, trace_of,
+};
 use crate::exec::{Worker, resolve_python};
+use crate::graph::Graph;
 use crate::hash::ContentHash;
 use crate::notebook::write::{CellResult, render_with_results, write_atomically};
-use crate::notebook::{CellKind, NotebookFormat};
+use crate::notebook::{CellKind, Notebook, NotebookFormat};
 use crate::project;
 use crate::report::Printer;
 use crate::report::run::{RunReporter, Summary, failures, to_json};
@@ -28,18 +31,20 @@ const STORE_WAIT: Duration = Duration::from_secs(600);
 
 /// Runs `nbmemo run`.
 pub fn run(args: &RunArgs, printer: &Printer) -> ExitStatus {
-    let mut status = ExitStatus::Success;
-    let mut reports = Vec::new();
-    for notebook in &args.notebooks {
-        let (notebook_status, report) = run_notebook(notebook, args, printer);
-        if let Some(report) = report {
-            reports.push(report);
-        }
-        status = worst(status, notebook_status);
-    }
+    let options = RunSettings {
+        force: args.force,
+        jobs: args.jobs,
+        timeout: args.timeout,
+        python: args.python.clone(),
+        cache_dir: args.cache_dir.clone(),
+        inplace: args.inplace,
+        json: args.json,
+        show_output: args.show_output,
+    };
+    let (status, reports) = run_notebooks(&args.notebooks, &options, printer);
     if args.json {
-        let value = if reports.len() == 1 {
-            reports.pop().unwrap_or(Value::Null)
+        let value = if args.notebooks.len() == 1 {
+            reports.into_iter().next().unwrap_or(Value::Null)
         } else {
             Value::Array(reports)
         };
@@ -50,6 +55,49 @@ pub fn run(args: &RunArgs, printer: &Printer) -> ExitStatus {
     status
 }
 
+/// What a run of several notebooks needs to know (`run` and `check` share it).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunSettings {
+    pub(crate) force: bool,
+    pub(crate) jobs: Option<usize>,
+    pub(crate) timeout: Option<f64>,
+    pub(crate) python: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) inplace: bool,
+    pub(crate) json: bool,
+    pub(crate) show_output: bool,
+}
+
+/// One notebook, read and analysed, ready to run.
+pub(crate) struct Prepared<'db> {
+    pub(crate) path: PathBuf,
+    pub(crate) notebook: &'db Notebook,
+    pub(crate) specs: Vec<CellSpec<'db>>,
+    pub(crate) graph: &'db Graph,
+    cwd: PathBuf,
+    notebook_id: String,
+    previous: Option<NotebookState>,
+}
+
+impl Prepared<'_> {
+    /// The sources of the code cells.
+    pub(crate) fn sources(&self) -> Vec<&str> {
+        self.specs.iter().map(|spec| spec.source).collect()
+    }
+}
+
+/// The result of running one notebook.
+pub(crate) struct Finished {
+    /// The notebook's path.
+    pub(crate) path: PathBuf,
+    /// The code cells' sources.
+    pub(crate) sources: Vec<String>,
+    /// What happened to each code cell.
+    pub(crate) outcomes: Vec<CellOutcome>,
+    /// Ran, cached, failed, skipped.
+    pub(crate) summary: Summary,
+}
+
 fn worst(a: ExitStatus, b: ExitStatus) -> ExitStatus {
     match (a, b) {
         (ExitStatus::Error, _) | (_, ExitStatus::Error) => ExitStatus::Error,
@@ -58,150 +106,217 @@ fn worst(a: ExitStatus, b: ExitStatus) -> ExitStatus {
     }
 }
 
-#[instrument(skip_all, fields(notebook = %path.display()))]
-fn run_notebook(path: &Path, args: &RunArgs, printer: &Printer) -> (ExitStatus, Option<Value>) {
-    let start = Instant::now();
-    let contents = match std::fs::read(path) {
-        Ok(contents) => contents,
-        Err(err) => {
-            printer.error(&format!("failed to read `{}`: {err}", path.display()));
-            return (ExitStatus::Error, None);
+/// Runs notebooks together (one worker pool, one store) and reports each. Returns the exit
+/// status and, with `settings.json`, the `run --json` object of each notebook.
+pub(crate) fn run_notebooks(
+    paths: &[PathBuf],
+    settings: &RunSettings,
+    printer: &Printer,
+) -> (ExitStatus, Vec<Value>) {
+    let (status, finished) = execute(paths, settings, printer);
+    let mut reports = Vec::new();
+    for run in &finished {
+        let sources: Vec<&str> = run.sources.iter().map(String::as_str).collect();
+        if settings.json {
+            reports.push(to_json(&run.path, &sources, &run.outcomes, &run.summary));
+            continue;
         }
+        let failed = failures(&run.path, &sources, &run.outcomes);
+        if !failed.is_empty() {
+            printer.diagnostic(&failed);
+        }
+        if !printer.is_quiet() {
+            let _ = printer.stdout(&run.summary.line(&run.path));
+        }
+    }
+    (status, reports)
+}
+
+/// Reads, analyses and runs the notebooks; saves what the run learned; writes back with
+/// `--inplace`. Notebooks that cannot be read are reported and left out (status 2).
+#[instrument(skip_all, fields(notebooks = paths.len()))]
+pub(crate) fn execute(
+    paths: &[PathBuf],
+    settings: &RunSettings,
+    printer: &Printer,
+) -> (ExitStatus, Vec<Finished>) {
+    let start = Instant::now();
+    let mut status = ExitStatus::Success;
+    let Some(first) = paths.first() else {
+        return (status, Vec::new());
     };
-    let cache_dir = project::cache_dir(path, args.cache_dir.as_deref());
+    let cache_dir = project::cache_dir(first, settings.cache_dir.as_deref());
     let store = match open_store(&cache_dir, printer) {
         Ok(store) => store,
         Err(message) => {
             printer.error(&message);
-            return (ExitStatus::Error, None);
+            return (ExitStatus::Error, Vec::new());
         }
     };
-    let notebook_id = project::notebook_id(path);
-    let previous = store.get_notebook_state(&notebook_id).ok().flatten();
-    let refuted = previous
-        .as_ref()
-        .map(|state| state.refuted.clone())
-        .unwrap_or_default();
-    let learned = previous.as_ref().map(learned_probes).unwrap_or_default();
-    let db = Database::default();
-    let file = NotebookFile::new(&db, path.to_path_buf(), contents, refuted, learned);
-    let notebook = match parsed_notebook(&db, file) {
-        Ok(notebook) => notebook,
-        Err(err) => {
-            printer.error(&err.to_string());
-            return (ExitStatus::Error, None);
-        }
-    };
-    let code: Vec<_> = notebook
-        .cells
-        .iter()
-        .filter(|cell| cell.kind == CellKind::Code)
-        .collect();
-    let specs: Vec<CellSpec<'_>> = code
-        .iter()
-        .zip(code_cells(&db, file))
-        .map(|(cell, &source)| CellSpec {
-            source: &cell.source,
-            analysis: cell_analysis(&db, source),
-            always: is_always(cell),
-        })
-        .collect();
-    let graph = notebook_graph(&db, file);
-    let sources: Vec<&str> = specs.iter().map(|spec| spec.source).collect();
 
-    let python = resolve_python(args.python.as_deref());
+    // Read every notebook into one salsa database.
+    let db = Database::default();
+    let mut files = Vec::new();
+    for path in paths {
+        let contents = match std::fs::read(path) {
+            Ok(contents) => contents,
+            Err(err) => {
+                printer.error(&format!("failed to read `{}`: {err}", path.display()));
+                status = ExitStatus::Error;
+                continue;
+            }
+        };
+        let notebook_id = project::notebook_id(path);
+        let previous = store.get_notebook_state(&notebook_id).ok().flatten();
+        let refuted = previous
+            .as_ref()
+            .map(|state| state.refuted.clone())
+            .unwrap_or_default();
+        let learned = previous.as_ref().map(learned_probes).unwrap_or_default();
+        let file = NotebookFile::new(&db, path.clone(), contents, refuted, learned);
+        files.push((path.clone(), file, notebook_id, previous));
+    }
+    let mut prepared: Vec<Prepared<'_>> = Vec::new();
+    for (path, file, notebook_id, previous) in files {
+        let notebook = match parsed_notebook(&db, file) {
+            Ok(notebook) => notebook,
+            Err(err) => {
+                printer.error(&err.to_string());
+                status = ExitStatus::Error;
+                continue;
+            }
+        };
+        let code: Vec<_> = notebook
+            .cells
+            .iter()
+            .filter(|cell| cell.kind == CellKind::Code)
+            .collect();
+        let specs: Vec<CellSpec<'_>> = code
+            .iter()
+            .zip(code_cells(&db, file))
+            .map(|(cell, &source)| CellSpec {
+                source: &cell.source,
+                analysis: cell_analysis(&db, source),
+                always: is_always(cell),
+            })
+            .collect();
+        let cwd = std::path::absolute(&path)
+            .ok()
+            .and_then(|absolute| absolute.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        prepared.push(Prepared {
+            graph: notebook_graph(&db, file),
+            path,
+            notebook,
+            specs,
+            cwd,
+            notebook_id,
+            previous,
+        });
+    }
+    if prepared.is_empty() {
+        return (status, Vec::new());
+    }
+
+    let python = resolve_python(settings.python.as_deref());
     let mut interpreters = InterpreterCache::load(&cache_dir);
-    let (env, first_worker) = match environment(&python, &mut interpreters, specs.is_empty()) {
+    let no_code = prepared.iter().all(|notebook| notebook.specs.is_empty());
+    let (env, first_worker) = match environment(&python, &mut interpreters, no_code) {
         Ok(found) => found,
         Err(message) => {
             printer.error(&message);
-            return (ExitStatus::Error, None);
+            return (ExitStatus::Error, Vec::new());
         }
     };
-    let cwd = std::path::absolute(path)
-        .ok()
-        .and_then(|absolute| absolute.parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    let env_fingerprint = env.fingerprint;
     let options = RunOptions {
-        force: args.force,
-        timeout: args
+        force: settings.force,
+        timeout: settings
             .timeout
             .filter(|seconds| *seconds > 0.0)
             .map(Duration::from_secs_f64),
-        cwd,
-        jobs: args.jobs.unwrap_or_else(default_jobs).max(1),
+        jobs: settings.jobs.unwrap_or_else(default_jobs).max(1),
         python: python.clone(),
     };
-    let env_fingerprint = env.fingerprint;
-    let scheduler = Scheduler::new(
-        graph,
-        &specs,
-        &store,
-        env,
-        options,
-        first_worker,
-        previous.as_ref(),
-    );
+    let units: Vec<Unit<'_>> = prepared
+        .iter()
+        .map(|notebook| Unit {
+            graph: notebook.graph,
+            cells: &notebook.specs,
+            cwd: &notebook.cwd,
+            previous: notebook.previous.as_ref(),
+        })
+        .collect();
+    let scheduler = Scheduler::new(&units, &store, env, options, first_worker);
+    let labels: Vec<(PathBuf, Vec<&str>)> = prepared
+        .iter()
+        .map(|notebook| (notebook.path.clone(), notebook.sources()))
+        .collect();
     let mut reporter = RunReporter::new(
         printer,
-        sources.clone(),
-        !args.json && !printer.is_quiet(),
-        args.show_output,
+        labels,
+        !settings.json && !printer.is_quiet(),
+        settings.show_output,
     );
-    let outcomes = match scheduler.run(&mut reporter) {
+    let all_outcomes = match scheduler.run(&mut reporter) {
         Ok(outcomes) => outcomes,
         Err(err) => {
             printer.error(&err.to_string());
-            return (ExitStatus::Error, None);
+            return (ExitStatus::Error, Vec::new());
         }
     };
-    let refinement = refine(graph, &specs, &outcomes, previous.as_ref());
-    let state = NotebookState {
-        cell_keys: outcomes.iter().map(|outcome| outcome.key).collect(),
-        traces: specs
-            .iter()
-            .zip(&outcomes)
-            .map(|(spec, outcome)| trace_of(&spec.analysis.code_hash, &env_fingerprint, outcome))
-            .collect(),
-        refuted: refinement.0,
-        confirmed: refinement.1,
-        updated_unix_s: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |time| time.as_secs()),
-    };
-    if let Err(err) = store
-        .put_notebook_state(&notebook_id, &state)
-        .and_then(|()| store.flush())
-    {
-        printer.warning(&format!("failed to save the run in the cache: {err}"));
-    }
+    drop(reporter);
 
-    let mut status = if outcomes
-        .iter()
-        .any(|outcome| outcome.status == CellStatus::Failed)
-    {
-        ExitStatus::Failure
-    } else {
-        ExitStatus::Success
-    };
-    if args.inplace
-        && let Err(message) = write_back(notebook, &outcomes)
-    {
-        printer.error(&message);
-        status = ExitStatus::Error;
+    let wall_s = start.elapsed().as_secs_f64();
+    let mut finished = Vec::new();
+    for (notebook, outcomes) in prepared.iter().zip(all_outcomes) {
+        let refinement = refine(
+            notebook.graph,
+            &notebook.specs,
+            &outcomes,
+            notebook.previous.as_ref(),
+        );
+        let state = NotebookState {
+            cell_keys: outcomes.iter().map(|outcome| outcome.key).collect(),
+            traces: notebook
+                .specs
+                .iter()
+                .zip(&outcomes)
+                .map(|(spec, outcome)| {
+                    trace_of(&spec.analysis.code_hash, &env_fingerprint, outcome)
+                })
+                .collect(),
+            refuted: refinement.0,
+            confirmed: refinement.1,
+            updated_unix_s: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |time| time.as_secs()),
+        };
+        if let Err(err) = store.put_notebook_state(&notebook.notebook_id, &state) {
+            printer.warning(&format!("failed to save the run in the cache: {err}"));
+        }
+        if outcomes
+            .iter()
+            .any(|outcome| outcome.status == CellStatus::Failed)
+        {
+            status = worst(status, ExitStatus::Failure);
+        }
+        if settings.inplace
+            && let Err(message) = write_back(notebook.notebook, &outcomes) {
+                printer.error(&message);
+                status = ExitStatus::Error;
+            }
+        finished.push(Finished {
+            path: notebook.path.clone(),
+            sources: notebook.sources().into_iter().map(str::to_string).collect(),
+            summary: Summary::of(&outcomes, wall_s),
+            outcomes,
+        });
     }
-    let summary = Summary::of(&outcomes, start.elapsed().as_secs_f64());
-    if args.json {
-        return (status, Some(to_json(path, &sources, &outcomes, &summary)));
+    if let Err(err) = store.flush() {
+        printer.warning(&format!("failed to save the cache: {err}"));
     }
-    let failed = failures(path, &sources, &outcomes);
-    if !failed.is_empty() {
-        printer.diagnostic(&failed);
-    }
-    if !printer.is_quiet() {
-        let _ = printer.stdout(&summary.line(path));
-    }
-    (status, None)
+    (status, finished)
 }
 
 fn default_jobs() -> usize {

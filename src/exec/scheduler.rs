@@ -48,8 +48,6 @@ pub struct RunOptions {
     pub force: bool,
     /// Per-cell timeout.
     pub timeout: Option<Duration>,
-    /// The cells' working directory (the notebook's folder).
-    pub cwd: PathBuf,
     /// How many cells may run at once.
     pub jobs: usize,
     /// The interpreter.
@@ -137,10 +135,24 @@ impl CellOutcome {
 
 /// Receives each cell's outcome as soon as it is known.
 pub trait Observer {
-    /// Cell `index` (among code cells) is done.
-    fn cell_finished(&mut self, index: usize, outcome: &CellOutcome);
-    /// Cell `index` was sent to a worker.
-    fn cell_started(&mut self, _index: usize) {}
+    /// Cell `index` (among the code cells of notebook `unit`) is done.
+    fn cell_finished(&mut self, unit: usize, index: usize, outcome: &CellOutcome);
+    /// Cell `index` of notebook `unit` was sent to a worker.
+    fn cell_started(&mut self, _unit: usize, _index: usize) {}
+}
+
+/// One notebook of a run: its graph, its code cells, where its cells run, and what its
+/// previous run knew. A run may hold several; they share the workers and the store.
+#[derive(Clone, Copy)]
+pub struct Unit<'a> {
+    /// The dependency graph of the notebook's code cells.
+    pub graph: &'a Graph,
+    /// The code cells, in order.
+    pub cells: &'a [CellSpec<'a>],
+    /// The cells' working directory (the notebook's folder).
+    pub cwd: &'a std::path::Path,
+    /// The notebook's previous run, to explain why a cell runs.
+    pub previous: Option<&'a NotebookState>,
 }
 
 /// Errors that stop a whole run.
@@ -189,15 +201,17 @@ enum State {
     Finished,
 }
 
-/// Runs the cells of one notebook.
+/// Runs the cells of one or more notebooks. Cells are numbered globally: the cells of the
+/// first notebook, then those of the second, and so on (notebooks never depend on each other).
 pub struct Scheduler<'a> {
-    graph: &'a Graph,
-    cells: &'a [CellSpec<'a>],
+    graph: Graph,
+    cells: Vec<CellSpec<'a>>,
+    units: Vec<Unit<'a>>,
+    /// For each global cell: its notebook and its index there.
+    place: Vec<(usize, usize)>,
     store: &'a Store,
     env: Environment,
     options: RunOptions,
-    /// What the previous run of this notebook knew, to explain why a cell runs.
-    previous: Option<&'a NotebookState>,
     pool: Option<Pool>,
     /// A worker started before the pool (to learn the environment), handed to slot 0.
     first_worker: Option<Worker>,
@@ -220,26 +234,36 @@ pub struct Scheduler<'a> {
 }
 
 impl<'a> Scheduler<'a> {
-    /// A scheduler for `cells` (code cells, in order) over `graph`.
+    /// A scheduler for the cells of `units`.
     pub fn new(
-        graph: &'a Graph,
-        cells: &'a [CellSpec<'a>],
+        units: &[Unit<'a>],
         store: &'a Store,
         env: Environment,
         options: RunOptions,
         first_worker: Option<Worker>,
-        previous: Option<&'a NotebookState>,
     ) -> Self {
+        let graphs: Vec<&Graph> = units.iter().map(|unit| unit.graph).collect();
+        let graph = Graph::concat(&graphs);
+        let cells: Vec<CellSpec<'a>> = units
+            .iter()
+            .flat_map(|unit| unit.cells.iter().copied())
+            .collect();
+        let place: Vec<(usize, usize)> = units
+            .iter()
+            .enumerate()
+            .flat_map(|(unit, spec)| (0..spec.cells.len()).map(move |local| (unit, local)))
+            .collect();
         let n_cells = cells.len();
-        let ancestors = ancestors(graph);
+        let ancestors = ancestors(&graph);
         let slots = options.jobs.max(1);
         Scheduler {
             graph,
             cells,
+            units: units.to_vec(),
+            place,
             store,
             env,
             options,
-            previous,
             pool: None,
             first_worker,
             state: (0..n_cells).map(|_| State::Waiting).collect(),
@@ -256,8 +280,8 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    /// Runs every cell and returns their outcomes, in cell order.
-    pub fn run(mut self, observer: &mut dyn Observer) -> Result<Vec<CellOutcome>, RunError> {
+    /// Runs every cell and returns their outcomes, per notebook, in cell order.
+    pub fn run(mut self, observer: &mut dyn Observer) -> Result<Vec<Vec<CellOutcome>>, RunError> {
         loop {
             self.settle(observer)?;
             // A rebuild makes an earlier cell ready again: dispatch until nothing changes.
@@ -285,11 +309,20 @@ impl<'a> Scheduler<'a> {
         if let Err(err) = self.store.flush() {
             tracing::warn!("failed to flush the cache: {err}");
         }
-        Ok(self
+        let outcomes: Vec<CellOutcome> = self
             .outcomes
             .into_iter()
             .map(|outcome| outcome.unwrap_or_else(|| CellOutcome::skipped(String::new())))
-            .collect())
+            .collect();
+        let mut per_unit: Vec<Vec<CellOutcome>> = self
+            .units
+            .iter()
+            .map(|unit| Vec::with_capacity(unit.cells.len()))
+            .collect();
+        for ((unit, _), outcome) in self.place.iter().zip(outcomes) {
+            per_unit[*unit].push(outcome);
+        }
+        Ok(per_unit)
     }
 
     /// Moves waiting cells whose dependencies are all finished to skipped, cached or ready.
@@ -352,8 +385,8 @@ impl<'a> Scheduler<'a> {
                         continue;
                     }
                     None => explain(
-                        self.previous,
-                        idx,
+                        self.units[self.place[idx].0].previous,
+                        self.place[idx].1,
                         &self.cells[idx].analysis.code_hash,
                         &self.env.fingerprint,
                         &owned_pairs,
@@ -525,7 +558,7 @@ impl<'a> Scheduler<'a> {
                         pool.submit(slot, job);
                     }
                     self.busy[slot] = true;
-                    observer.cell_started(idx);
+                    observer.cell_started(self.place[idx].0, self.place[idx].1);
                     self.state[idx] = State::Running {
                         key,
                         inputs,
@@ -633,8 +666,8 @@ impl<'a> Scheduler<'a> {
             kind: "exec",
             cell: idx,
             code: self.cells[idx].source.to_string(),
-            filename: format!("<cell {idx}>"),
-            cwd: self.options.cwd.display().to_string(),
+            filename: format!("<cell {}>", self.place[idx].1),
+            cwd: self.units[self.place[idx].0].cwd.display().to_string(),
             inputs: groups,
             candidates,
             writes,
@@ -936,7 +969,7 @@ impl<'a> Scheduler<'a> {
 
     fn finish(&mut self, idx: usize, mut outcome: CellOutcome, observer: &mut dyn Observer) {
         outcome.learned.clone_from(&self.learned[idx]);
-        observer.cell_finished(idx, &outcome);
+        observer.cell_finished(self.place[idx].0, self.place[idx].1, &outcome);
         self.outcomes[idx] = Some(outcome);
         self.state[idx] = State::Finished;
     }

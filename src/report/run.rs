@@ -16,25 +16,27 @@ use super::progress::Progress;
 /// on a terminal.
 pub struct RunReporter<'a> {
     printer: &'a Printer,
-    sources: Vec<&'a str>,
+    /// Per notebook: its path and its code cells' sources.
+    notebooks: Vec<(std::path::PathBuf, Vec<&'a str>)>,
     stream_lines: bool,
     show_output: bool,
     progress: Progress,
-    running: std::collections::BTreeSet<usize>,
+    running: std::collections::BTreeSet<(usize, usize)>,
 }
 
 impl<'a> RunReporter<'a> {
-    /// A reporter for a notebook whose code cells have `sources`.
+    /// A reporter for notebooks (path and code cell sources each).
     pub fn new(
         printer: &'a Printer,
-        sources: Vec<&'a str>,
+        notebooks: Vec<(std::path::PathBuf, Vec<&'a str>)>,
         stream_lines: bool,
         show_output: bool,
     ) -> Self {
-        let progress = Progress::new(sources.len(), stream_lines);
+        let total = notebooks.iter().map(|(_, sources)| sources.len()).sum();
+        let progress = Progress::new(total, stream_lines);
         RunReporter {
             printer,
-            sources,
+            notebooks,
             stream_lines,
             show_output,
             progress,
@@ -44,20 +46,26 @@ impl<'a> RunReporter<'a> {
 }
 
 impl Observer for RunReporter<'_> {
-    fn cell_started(&mut self, index: usize) {
-        self.running.insert(index);
+    fn cell_started(&mut self, unit: usize, index: usize) {
+        self.running.insert((unit, index));
         self.progress.message(self.running_message());
     }
 
-    fn cell_finished(&mut self, index: usize, outcome: &CellOutcome) {
-        self.running.remove(&index);
+    fn cell_finished(&mut self, unit: usize, index: usize, outcome: &CellOutcome) {
+        self.running.remove(&(unit, index));
         self.progress.inc();
         self.progress.message(self.running_message());
         if !self.stream_lines {
             return;
         }
-        let source = self.sources.get(index).copied().unwrap_or("");
+        let Some((path, sources)) = self.notebooks.get(unit) else {
+            return;
+        };
+        let source = sources.get(index).copied().unwrap_or("");
         let mut line = cell_line(index, source, outcome);
+        if self.notebooks.len() > 1 {
+            line = format!("{}:{line}", path.display());
+        }
         if self.show_output && !outcome.stdout.is_empty() {
             for text in outcome.stdout.lines() {
                 let _ = writeln!(line, "      │ {text}");
@@ -75,7 +83,17 @@ impl RunReporter<'_> {
         if self.running.is_empty() {
             return String::new();
         }
-        let cells: Vec<String> = self.running.iter().map(ToString::to_string).collect();
+        let cells: Vec<String> = self
+            .running
+            .iter()
+            .map(|(unit, index)| {
+                if self.notebooks.len() > 1 {
+                    format!("{}:{index}", self.notebooks[*unit].0.display())
+                } else {
+                    index.to_string()
+                }
+            })
+            .collect();
         format!("running cell {}", cells.join(", "))
     }
 }

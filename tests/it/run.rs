@@ -654,3 +654,22 @@ fn plan_says_cached_or_would_run() {
         .nbmemo(&["plan", "nb.ipynb", "--python", &python]);
     assert_eq!(project.python_starts(), starts, "plan starts no Python");
 }
+
+/// Several notebooks in one run share the workers: their cells run side by side.
+#[test]
+fn several_notebooks_run_together() {
+    let project = Project::new();
+    project.write_notebook("a.ipynb", &["import time\ntime.sleep(0.5)\nprint('a')"]);
+    project.write_notebook("b.ipynb", &["import time\ntime.sleep(0.5)\nprint('b')"]);
+    let run = project.run(&["a.ipynb", "b.ipynb", "--json", "-j", "2"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let reports = run.json();
+    let reports = reports.as_array().expect("an array for several notebooks");
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0]["cells"][0]["stdout"], "a\n");
+    assert_eq!(reports[1]["cells"][0]["stdout"], "b\n");
+    let (a, b) = (&reports[0]["cells"][0], &reports[1]["cells"][0]);
+    let overlap = a["started_at"].as_f64().expect("start") < b["finished_at"].as_f64().expect("end")
+        && b["started_at"].as_f64().expect("start") < a["finished_at"].as_f64().expect("end");
+    assert!(overlap, "the two notebooks' cells did not overlap: {reports:?}");
+}
