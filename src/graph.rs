@@ -339,6 +339,13 @@ impl<'a> Builder<'a> {
             }
         }
 
+        // IPython's output history (`_`, `Out[3]`, `_i2`…) is not a variable any cell binds:
+        // a cell reading it, when no cell defines the name, cannot be analysed.
+        for name in &analysis.reads {
+            if is_ipython_history(name) && self.providers_of(name).is_empty() {
+                barriers.push(Barrier::History(name.clone()));
+            }
+        }
         let is_barrier = !barriers.is_empty();
         let mut depends_on: BTreeMap<usize, NameSet> = BTreeMap::new();
         let mut inputs = BTreeMap::new();
@@ -474,6 +481,17 @@ impl<'a> Builder<'a> {
             }
         }
     }
+}
+
+/// Names IPython binds to its input and output history.
+fn is_ipython_history(name: &str) -> bool {
+    let numbered = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|byte| byte.is_ascii_digit()))
+    };
+    matches!(name, "_" | "__" | "___" | "In" | "Out" | "_oh" | "_ih" | "_dh" | "_i" | "_ii" | "_iii")
+        || numbered("_")
+        || numbered("_i")
 }
 
 fn union(a: &Carried, b: &Carried) -> Carried {

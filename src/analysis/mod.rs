@@ -38,6 +38,8 @@ pub enum Barrier {
     CellMagic(String),
     /// The cell does not parse; it will fail when run.
     SyntaxError,
+    /// IPython's input/output history (`_`, `Out`, `_3`), which no cell binds.
+    History(String),
 }
 
 impl fmt::Display for Barrier {
@@ -49,6 +51,7 @@ impl fmt::Display for Barrier {
             Barrier::Magic(magic) => write!(f, "magic `{magic}`"),
             Barrier::CellMagic(magic) => write!(f, "cell magic `%%{magic}`"),
             Barrier::SyntaxError => f.write_str("syntax error"),
+            Barrier::History(name) => write!(f, "uses IPython's output history `{name}`"),
         }
     }
 }

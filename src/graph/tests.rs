@@ -221,3 +221,15 @@ fn ambient_settings_are_read_by_every_later_cell() {
     );
     assert!(graph.cells[2].reads.contains("@cwd"));
 }
+
+#[test]
+fn ipython_history_is_a_barrier_unless_a_cell_binds_the_name() {
+    check(
+        "# %%\n1 + 1\n# %%\nprint(_ * 2)\n",
+        "0: [] w0\n1: [0] w1 barrier\nwaves=2 critical=[0, 1]",
+    );
+    check(
+        "# %%\nfor _ in range(3):\n    pass\n# %%\nprint(_)\n",
+        "0: [] w0\n1: [0(_)] w1\nwaves=2 critical=[0, 1]",
+    );
+}
