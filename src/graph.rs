@@ -489,8 +489,10 @@ fn is_ipython_history(name: &str) -> bool {
         name.strip_prefix(prefix)
             .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|byte| byte.is_ascii_digit()))
     };
-    matches!(name, "_" | "__" | "___" | "In" | "Out" | "_oh" | "_ih" | "_dh" | "_i" | "_ii" | "_iii")
-        || numbered("_")
+    matches!(
+        name,
+        "_" | "__" | "___" | "In" | "Out" | "_oh" | "_ih" | "_dh" | "_i" | "_ii" | "_iii"
+    ) || numbered("_")
         || numbered("_i")
 }
 

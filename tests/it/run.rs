@@ -669,7 +669,11 @@ fn several_notebooks_run_together() {
     assert_eq!(reports[0]["cells"][0]["stdout"], "a\n");
     assert_eq!(reports[1]["cells"][0]["stdout"], "b\n");
     let (a, b) = (&reports[0]["cells"][0], &reports[1]["cells"][0]);
-    let overlap = a["started_at"].as_f64().expect("start") < b["finished_at"].as_f64().expect("end")
+    let overlap = a["started_at"].as_f64().expect("start")
+        < b["finished_at"].as_f64().expect("end")
         && b["started_at"].as_f64().expect("start") < a["finished_at"].as_f64().expect("end");
-    assert!(overlap, "the two notebooks' cells did not overlap: {reports:?}");
+    assert!(
+        overlap,
+        "the two notebooks' cells did not overlap: {reports:?}"
+    );
 }
