@@ -13,6 +13,7 @@ default:
 setup:
     @test -x {{python}} || python3 -m venv {{venv}}
     @{{python}} -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+    @{{python}} -m pip install --quiet --disable-pip-version-check --only-binary=:all: -r tests/corpus/requirements.txt
 
 # Set up, build, then plan and run the quickstart notebook (twice: the second run is cached).
 quickstart: setup

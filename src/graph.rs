@@ -289,11 +289,18 @@ impl<'a> Builder<'a> {
                 queue.push(probe);
             }
         }
-        // State an earlier run saw this code touch, though no rule names it.
-        for (code, probe) in self.learned {
-            if *code == analysis.code_hash && probes::is_probe(probe) {
-                queue.push(probe);
-                writes.insert(probe.clone());
+        // What an earlier run saw this code change though the analysis did not: library state
+        // (a probe: read and written) or a value reached through a shared object (a
+        // may-mutate candidate from now on).
+        for (code, name) in self.learned {
+            if *code != analysis.code_hash {
+                continue;
+            }
+            queue.push(name);
+            if probes::is_probe(name) {
+                writes.insert(name.clone());
+            } else {
+                mutates.insert(name.clone());
             }
         }
         let mut seen_names: FxHashSet<&str> = FxHashSet::default();
@@ -393,15 +400,20 @@ impl<'a> Builder<'a> {
             .into_iter()
             .partition(|name| self.refuted.contains(&(analysis.code_hash, name.clone())));
         // A mutation through one name is seen through every name sharing the object.
-        let may_mutate: NameSet = if is_barrier {
-            candidates
-        } else {
-            self.sharing_closure(&candidates)
+        let closure = |names: &NameSet| -> NameSet {
+            if is_barrier {
+                return names.clone();
+            }
+            self.sharing_closure(names)
                 .into_iter()
                 .filter(|name| !is_module(name) && !self.providers_of(name).is_empty())
                 .collect()
         };
-        for name in &may_mutate {
+        let may_mutate = closure(&candidates);
+        // The cell reads what it may mutate, refuted or not: refinement changes the order of
+        // cells, never what a cell reads (so it never changes a key).
+        let refuted_closure = closure(&refuted);
+        for name in may_mutate.iter().chain(&refuted_closure) {
             if reads.insert(name.clone()) {
                 let providers = self.providers_of(name).into_owned();
                 for &provider in &providers {
@@ -416,9 +428,6 @@ impl<'a> Builder<'a> {
             .map(|&dep| self.waves.get(dep).copied().unwrap_or(0))
             .max()
             .map_or(0, |wave| wave + 1);
-        for name in &refuted {
-            reads.insert(name.clone());
-        }
         let cell = GraphCell {
             reads,
             writes,
@@ -478,6 +487,14 @@ impl<'a> Builder<'a> {
                     None => carried.clone(),
                 };
                 self.carried.insert(name.clone(), merged);
+            }
+        }
+        // A refuted candidate orders nothing, but what its value may carry stays as if it
+        // were one, so refinement never changes which names later cells read.
+        for name in &cell.refuted {
+            if let Some(previous) = self.carried_by(name).cloned() {
+                self.carried
+                    .insert(name.clone(), union(&previous, &carried));
             }
         }
     }

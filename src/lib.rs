@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod cli;
 pub mod commands;
 pub mod db;
+pub mod discover;
 pub mod env_vars;
 pub mod environment;
 pub mod exec;
@@ -31,5 +32,6 @@ pub fn run(cli: &Cli) -> ExitStatus {
     match &cli.command {
         Command::Plan(args) => commands::plan::plan(args, &printer),
         Command::Run(args) => commands::run::run(args, &printer),
+        Command::Check(args) => commands::check::check(args, &printer),
     }
 }

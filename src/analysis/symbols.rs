@@ -961,6 +961,14 @@ impl Scope {
         if let Expr::Attribute(attribute) = call.func.as_ref() {
             self.mutate_base(&attribute.value);
         }
+        // Calling a function may change the function itself: a closure over `nonlocal` state,
+        // a mutable default argument, a class attribute counting instances.
+        if let Some(name) = callee {
+            let builtin = NON_MUTATING_BUILTINS.contains(&name) || DYNAMIC_CALLS.contains(&name);
+            if !builtin || locally_bound {
+                self.mutate_name(name);
+            }
+        }
         let pure =
             callee.is_some_and(|name| NON_MUTATING_BUILTINS.contains(&name)) && !locally_bound;
         if !pure {

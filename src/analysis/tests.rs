@@ -75,7 +75,7 @@ fn assignments_and_reads() {
         ("del x", "r[x] w[x] m[]"),
         ("x = 1\ndel x", "r[] w[x] m[]"),
         ("x = 1\ndel x\nprint(x)", "r[print,x] w[x] m[]"),
-        ("(y := f(1))\nprint(y)", "r[f,print] w[y] m[]"),
+        ("(y := f(1))\nprint(y)", "r[f,print] w[y] m[f]"),
         ("type Alias = list[T]", "r[T,list] w[Alias] m[]"),
     ]);
 }
@@ -104,23 +104,23 @@ fn control_flow() {
         ("while n > 0:\n    n -= 1", "r[n] w[n] m[]"),
         (
             "try:\n    x = f()\nexcept ValueError:\n    x = None\nprint(x)",
-            "r[ValueError,f,print] w[x] m[]",
+            "r[ValueError,f,print] w[x] m[f]",
         ),
         (
             "try:\n    x = f()\nexcept ValueError:\n    pass\nprint(x)",
-            "r[ValueError,f,print,x] w[x] m[]",
+            "r[ValueError,f,print,x] w[x] m[f]",
         ),
         (
             "try:\n    f()\nexcept Exception as e:\n    print(e)",
-            "r[Exception,e,f,print] w[e] m[]",
+            "r[Exception,e,f,print] w[e] m[f]",
         ),
         (
             "try:\n    f()\nfinally:\n    y = 1\nprint(y)",
-            "r[f,print] w[y] m[]",
+            "r[f,print] w[y] m[f]",
         ),
         (
             "with open(p) as fh:\n    data = fh.read()\nprint(data)",
-            "r[open,p,print] w[data,fh] m[p]",
+            "r[open,p,print] w[data,fh] m[open,p]",
         ),
         (
             "match cmd:\n    case [a, b]:\n        r = a\n    case {'k': v, **rest}:\n        r = v\n    case Point(x=px) as pt:\n        r = px\n    case _:\n        r = 0\nprint(r)",
@@ -132,7 +132,7 @@ fn control_flow() {
         ),
         (
             "ok = a and (m := g())\nprint(m)",
-            "r[a,g,m,print] w[m,ok] m[]",
+            "r[a,g,m,print] w[m,ok] m[g]",
         ),
         (
             "v = (z := 1) if c else 2\nprint(z)",
@@ -200,9 +200,12 @@ fn scopes() {
         ),
         (
             "def f():\n    return g()\ndef g():\n    return z\nf()",
-            "r[z] w[f,g] m[] f[f:r[g] g:r[z]]",
+            "r[z] w[f,g] m[] f[f:r[g]m[g] g:r[z]]",
         ),
-        ("def f():\n    return f()\nf()", "r[] w[f] m[] f[f:r[f]]"),
+        (
+            "def f():\n    return f()\nf()",
+            "r[] w[f] m[] f[f:r[f]m[f]]",
+        ),
         ("f = lambda v: v * k", "r[] w[f] m[] f[f:r[k]]"),
         (
             "out = sorted(xs, key=lambda v: v[col])",
@@ -210,7 +213,7 @@ fn scopes() {
         ),
         (
             "class C(Base):\n    n = size\n    def m(self):\n        return helper(self.n)",
-            "r[Base,size] w[C] m[] f[C:r[helper]]",
+            "r[Base,size] w[C] m[] f[C:r[helper]m[helper]]",
         ),
         (
             "class C:\n    x = 1\n    y = x + 1",
@@ -246,10 +249,10 @@ fn mutation_candidates() {
         ("obj.attr = v", "r[obj,v] w[] m[obj]"),
         ("del d['k']", "r[d] w[] m[d]"),
         ("grid[0][1] = 5", "r[grid] w[] m[grid]"),
-        ("add(items, 3)", "r[add,items] w[] m[items]"),
-        ("f(*args, key=opts)", "r[args,f,opts] w[] m[args,opts]"),
-        ("f([a, b], {'k': c})", "r[a,b,c,f] w[] m[a,b,c]"),
-        ("f(x + 1)", "r[f,x] w[] m[]"),
+        ("add(items, 3)", "r[add,items] w[] m[add,items]"),
+        ("f(*args, key=opts)", "r[args,f,opts] w[] m[args,f,opts]"),
+        ("f([a, b], {'k': c})", "r[a,b,c,f] w[] m[a,b,c,f]"),
+        ("f(x + 1)", "r[f,x] w[] m[f]"),
         ("print(len(items))", "r[items,len,print] w[] m[]"),
         ("print(df.head())", "r[df,print] w[] m[df]"),
         ("np.array(x)", "r[np,x] w[] m[np,x]"),
@@ -302,12 +305,12 @@ fn barriers() {
         ),
         ("x = (", "r[] w[] m[] barrier[syntax error]"),
         ("%matplotlib inline\nx = 1", "r[] w[x] m[]"),
-        ("%time y = f(x)", "r[f,x] w[y] m[x]"),
-        ("%timeit -n 3 g(z)", "r[g,z] w[] m[z]"),
-        ("%%time\ny = f(x)", "r[f,x] w[y] m[x]"),
+        ("%time y = f(x)", "r[f,x] w[y] m[f,x]"),
+        ("%timeit -n 3 g(z)", "r[g,z] w[] m[g,z]"),
+        ("%%time\ny = f(x)", "r[f,x] w[y] m[f,x]"),
         ("%%capture out\nprint(a)", "r[a,print] w[out] m[]"),
         ("obj?", "r[obj] w[] m[]"),
-        ("exec = print\nexec(1)", "r[print] w[exec] m[]"),
+        ("exec = print\nexec(1)", "r[print] w[exec] m[print]"),
     ]);
 }
 

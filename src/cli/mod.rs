@@ -1,10 +1,12 @@
 //! Command-line arguments (clap structs only; behaviour lives in `crate::commands`).
 
+mod check;
 mod plan;
 mod run;
 
 use clap::{ArgAction, Parser, Subcommand};
 
+pub use check::CheckArgs;
 pub use plan::{PlanArgs, PlanFormat};
 pub use run::RunArgs;
 
@@ -14,6 +16,7 @@ Examples:
   nbmemo plan analysis.ipynb              show the dependency graph of a notebook
   nbmemo plan notebook.py --format json   the same, as JSON for scripts
   nbmemo plan analysis.ipynb --format dot | dot -Tsvg > graph.svg
+  nbmemo check notebooks/ --junit report.xml   run every notebook of a folder, for CI
 
 Environment:
   NBMEMO_LOG   log filter (for example `nbmemo=debug`); overrides -v";
@@ -53,4 +56,7 @@ pub enum Command {
     /// Show a notebook's dependency graph: what each cell reads, writes and waits for.
     #[command(after_help = plan::AFTER_HELP)]
     Plan(PlanArgs),
+    /// Run every notebook under paths, for CI and pre-commit: all failures, JUnit and JSON reports.
+    #[command(after_help = check::AFTER_HELP)]
+    Check(CheckArgs),
 }

@@ -1,5 +1,6 @@
 //! What each subcommand does, from parsed arguments to an exit status.
 
+pub mod check;
 pub mod plan;
 pub mod run;
 
@@ -25,15 +26,11 @@ impl ExitStatus {
     }
 }
 
-/// The `(code hash, probe)` pairs a notebook's previous run confirmed: library state a cell
-/// touched although no static rule names it.
+/// What a notebook's previous runs learned the cells change beyond what the analysis sees:
+/// `(code hash, name)` pairs (library-state probes, values reached through shared objects, and
+/// confirmed may-mutate candidates).
 pub(crate) fn learned_probes(
     state: &crate::store::NotebookState,
 ) -> Vec<(crate::hash::ContentHash, String)> {
-    state
-        .confirmed
-        .iter()
-        .filter(|(_, name)| crate::analysis::probes::is_probe(name))
-        .cloned()
-        .collect()
+    state.confirmed.clone()
 }

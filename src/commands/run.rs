@@ -302,10 +302,11 @@ pub(crate) fn execute(
             status = worst(status, ExitStatus::Failure);
         }
         if settings.inplace
-            && let Err(message) = write_back(notebook.notebook, &outcomes) {
-                printer.error(&message);
-                status = ExitStatus::Error;
-            }
+            && let Err(message) = write_back(notebook.notebook, &notebook.specs, &outcomes)
+        {
+            printer.error(&message);
+            status = ExitStatus::Error;
+        }
         finished.push(Finished {
             path: notebook.path.clone(),
             sources: notebook.sources().into_iter().map(str::to_string).collect(),
@@ -380,8 +381,13 @@ fn environment(
 
 /// `--inplace`: outputs and execution counts into the `.ipynb`, atomically (temp file and
 /// rename), numbered 1, 2, … in cell order as a top-to-bottom execution numbers them.
+///
+/// Each code cell that gets outputs also gets, in its metadata, the record `nbmemo check
+/// --outputs-fresh` compares with the current code: `"nbmemo": {"code": "<normalized code
+/// hash>", "key": "<cell key>"}` (hex). A cell without a result (skipped) loses its record.
 fn write_back(
     notebook: &crate::notebook::Notebook,
+    specs: &[CellSpec<'_>],
     outcomes: &[CellOutcome],
 ) -> Result<(), String> {
     if !matches!(notebook.format, NotebookFormat::Ipynb { .. }) {
@@ -391,13 +397,14 @@ fn write_back(
         ));
     }
     let mut results: Vec<Option<CellResult>> = vec![None; notebook.cells.len()];
+    let mut records: Vec<Option<Value>> = vec![None; notebook.cells.len()];
     let mut count = 0u64;
     let code_positions = notebook
         .cells
         .iter()
         .filter(|cell| cell.kind == CellKind::Code)
         .map(|cell| cell.index);
-    for (position, outcome) in code_positions.zip(outcomes) {
+    for ((position, outcome), spec) in code_positions.zip(outcomes).zip(specs) {
         if outcome.status == CellStatus::Skipped {
             continue;
         }
@@ -419,8 +426,42 @@ fn write_back(
                 execution_count: Some(count),
             });
         }
+        if let (Some(slot), Some(key)) = (records.get_mut(position), outcome.key) {
+            *slot = Some(serde_json::json!({
+                "code": spec.analysis.code_hash.to_string(),
+                "key": key.to_string(),
+            }));
+        }
     }
-    let contents = render_with_results(notebook, &results).map_err(|err| err.to_string())?;
+    let mut recorded = notebook.clone();
+    if let Some(Value::Array(cells)) = recorded
+        .document
+        .as_mut()
+        .and_then(|document| document.get_mut("cells"))
+    {
+        for (cell, record) in cells.iter_mut().zip(&records) {
+            if cell.get("cell_type").and_then(Value::as_str) != Some("code") {
+                continue;
+            }
+            let Some(map) = cell.as_object_mut() else {
+                continue;
+            };
+            let metadata = map
+                .entry("metadata")
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if let Some(metadata) = metadata.as_object_mut() {
+                match record {
+                    Some(record) => {
+                        metadata.insert("nbmemo".to_owned(), record.clone());
+                    }
+                    None => {
+                        metadata.shift_remove("nbmemo");
+                    }
+                }
+            }
+        }
+    }
+    let contents = render_with_results(&recorded, &results).map_err(|err| err.to_string())?;
     write_atomically(&notebook.path, contents.as_bytes())
         .map_err(|err| format!("failed to write `{}`: {err}", notebook.path.display()))
 }
@@ -470,9 +511,12 @@ fn refine(
                 refuted.insert(pair.clone());
             }
         }
+        // What a code was seen changing stays known (a replay need not observe it again),
+        // as long as the code is still in the notebook.
+        let present: std::collections::BTreeSet<ContentHash> =
+            specs.iter().map(|spec| spec.analysis.code_hash).collect();
         for pair in &previous.confirmed {
-            // Library state a code was seen touching stays known (replays don't re-observe it).
-            if !learned.contains(&pair.0) || crate::analysis::probes::is_probe(&pair.1) {
+            if present.contains(&pair.0) {
                 confirmed.insert(pair.clone());
             }
         }

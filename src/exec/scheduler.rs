@@ -350,8 +350,8 @@ impl<'a> Scheduler<'a> {
             });
             if let Some(dep) = failed_dep {
                 let why = match self.outcomes[dep].as_ref().map(|outcome| outcome.status) {
-                    Some(CellStatus::Failed) => format!("cell {dep} failed"),
-                    _ => format!("cell {dep} was skipped"),
+                    Some(CellStatus::Failed) => format!("cell {} failed", self.place[dep].1),
+                    _ => format!("cell {} was skipped", self.place[dep].1),
                 };
                 self.finish(idx, CellOutcome::skipped(why), observer);
                 continue;
@@ -430,6 +430,58 @@ impl<'a> Scheduler<'a> {
         inputs
     }
 
+    /// The inputs as the worker gets them: every name of a stored group whose current value is
+    /// that group (so objects shared with a name the cell changes are changed and saved with
+    /// it: a numpy view and its base), oldest producer first (so a class's newest state, from
+    /// a later cell, is unpickled last and wins).
+    fn resolve_for_job(&self, idx: usize) -> Vec<(String, Emitted)> {
+        let mut inputs: Vec<(usize, String, Emitted)> = Vec::new();
+        let mut names: rustc_hash::FxHashSet<String> = rustc_hash::FxHashSet::default();
+        let lookup = |name: &str| {
+            self.ancestors[idx].iter().find_map(|&ancestor| {
+                self.emitted[ancestor]
+                    .get(name)
+                    .map(|emitted| (ancestor, emitted.clone()))
+            })
+        };
+        for name in self.graph.cells[idx]
+            .reads
+            .iter()
+            .chain(&self.dynamic_reads[idx])
+        {
+            if let Some((producer, emitted)) = lookup(name) {
+                names.insert(name.clone());
+                inputs.push((producer, name.clone(), emitted));
+            }
+        }
+        let mut members = Vec::new();
+        for (producer, _, emitted) in &inputs {
+            let Emitted::Artifact(hash) = emitted else {
+                continue;
+            };
+            for (member, value) in &self.emitted[*producer] {
+                let same_group = matches!(value, Emitted::Artifact(other) if other == hash);
+                if !same_group || names.contains(member) {
+                    continue;
+                }
+                let current = lookup(member);
+                if matches!(&current, Some((_, Emitted::Artifact(other))) if other == hash) {
+                    members.push((*producer, member.clone(), value.clone()));
+                }
+            }
+        }
+        for member in members {
+            if names.insert(member.1.clone()) {
+                inputs.push(member);
+            }
+        }
+        inputs.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        inputs
+            .into_iter()
+            .map(|(_, name, emitted)| (name, emitted))
+            .collect()
+    }
+
     fn replay(
         &mut self,
         idx: usize,
@@ -439,6 +491,16 @@ impl<'a> Scheduler<'a> {
         observer: &mut dyn Observer,
     ) {
         self.emitted[idx] = emitted_of_record(record, &key, idx);
+        // A replay teaches what a run would: values it changed that the graph did not expect.
+        let as_emitted: Vec<(String, Emitted)> = inputs
+            .iter()
+            .map(|(name, hash)| (name.clone(), Emitted::Artifact(*hash)))
+            .collect();
+        if self.learn_mutations(idx, &as_emitted) {
+            self.emitted[idx].clear();
+            self.state[idx] = State::Waiting;
+            return;
+        }
         let failed = record.status == RecordStatus::Error;
         let outcome = CellOutcome {
             status: if failed {
@@ -485,7 +547,7 @@ impl<'a> Scheduler<'a> {
                 continue;
             };
             // Resolve again: a producer re-run since may have rebuilt resident values.
-            let inputs = self.resolve(idx);
+            let inputs = self.resolve_for_job(idx);
             // Values kept in one worker's memory pin the cell to that worker. A value whose
             // worker is gone (or that was replayed from the cache) is rebuilt by running its
             // producer again.
@@ -701,8 +763,10 @@ impl<'a> Scheduler<'a> {
         };
         let started_at = completion.started.duration_since(self.start).as_secs_f64();
         let finished_at = completion.finished.duration_since(self.start).as_secs_f64();
+        let node = &self.graph.cells[idx];
         let pairs: Vec<(String, ContentHash)> = inputs
             .iter()
+            .filter(|(name, _)| node.reads.contains(name) || self.dynamic_reads[idx].contains(name))
             .filter_map(|(name, emitted)| match emitted {
                 Emitted::Artifact(hash) => Some((name.clone(), *hash)),
                 Emitted::Resident { stand_in, .. } => Some((name.clone(), *stand_in)),
@@ -897,10 +961,12 @@ impl<'a> Scheduler<'a> {
             return false;
         }
         let mut rerun_self = false;
-        for probe in surprises.iter().filter(|name| probes::is_probe(name)) {
-            if !self.learned[idx].contains(probe) {
-                self.learned[idx].push(probe.clone());
+        for name in &surprises {
+            if !self.learned[idx].contains(name) {
+                self.learned[idx].push(name.clone());
             }
+        }
+        for probe in surprises.iter().filter(|name| probes::is_probe(name)) {
             if inputs.iter().any(|(name, _)| name == probe) {
                 continue;
             }

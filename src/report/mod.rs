@@ -5,6 +5,7 @@
 //! logs and diagnostics go to stderr.
 
 pub mod diagnostic;
+pub mod junit;
 pub mod plan;
 pub mod printer;
 pub mod progress;

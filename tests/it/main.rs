@@ -1,6 +1,8 @@
 //! Integration tests: the real `nbmemo` binary on real notebooks.
 
+mod check;
 mod common;
+mod corpus;
 mod examples;
 mod plan;
 mod run;

@@ -42,7 +42,7 @@ def _has(module):
 class Worker:
     """A minimal parent: starts a worker, frames requests, reads results."""
 
-    def __init__(self, script_mode=False, python=None, env=None):
+    def __init__(self, script_mode=False, python=None, env=None, runner=None):
         full_env = dict(os.environ)
         full_env.update(
             {"PYTHONHASHSEED": "0", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", "NBMEMO_WORKER": "1"}
@@ -53,14 +53,14 @@ class Worker:
         self.stderr = tempfile.TemporaryFile()
         python = python or sys.executable
         if script_mode:
-            args = [python, "-u", RUNNER]
+            args = [python, "-u", runner or RUNNER]
         else:
             args = [python, "-u", "-c", BOOTSTRAP]
         self.proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=full_env
         )
         if not script_mode:
-            with open(RUNNER, "rb") as f:
+            with open(runner or RUNNER, "rb") as f:
                 src = f.read()
             self.proc.stdin.write(struct.pack("<Q", len(src)) + src)
             self.proc.stdin.flush()
@@ -800,6 +800,430 @@ class OptionalPackagesTest(unittest.TestCase):
         self.assertEqual(r.load(), {"x": 1, "y": 2})
         self.assertIn("Wall time", r.stdout)
         self.assertIn("shell", r.stdout)
+
+
+def probe_inputs(*results, only=None):
+    """The state probes returned by `results` (later ones win) as inputs of another exec."""
+    chosen = {}
+    for r in results:
+        for v in r.h["values"]:
+            name = v["names"][0]
+            if name.startswith("@") and (only is None or name in only):
+                chosen[name] = r.blobs[v["blob"]]
+    inputs, blobs = [], []
+    for name in sorted(chosen):
+        inputs.append({"names": [name], "blob": len(blobs)})
+        blobs.append(chosen[name])
+    return inputs, blobs
+
+
+def with_inputs(*pairs):
+    """Concatenate (inputs, blobs) pairs into one."""
+    inputs, blobs = [], []
+    for ins, bs in pairs:
+        for group in ins:
+            inputs.append(dict(group, blob=group["blob"] + len(blobs)))
+        blobs.extend(bs)
+    return inputs, blobs
+
+
+PROBE_NAMES = ["@numpy.random", "@random", "@matplotlib.rcParams", "@pandas.options",
+               "@warnings.filters", "@numpy.printoptions", "@cwd", "@sys.path", "@os.environ"]
+
+
+@unittest.skipIf(cloudpickle is None, "cloudpickle is not installed")
+class StateProbesTest(unittest.TestCase):
+    """Library state carried between cells on different workers (PROTOCOL.md, State probes)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.w1, cls.w2, cls.w3 = Worker(), Worker(), Worker()
+        cls.tmp = os.path.realpath(tempfile.mkdtemp())
+
+    @classmethod
+    def tearDownClass(cls):
+        for w in (cls.w1, cls.w2, cls.w3):
+            w.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def run_on(self, w, code, inputs=(), blobs=(), **kw):
+        kw.setdefault("cwd", self.tmp)
+        r = w.exec(code, inputs=inputs, blobs=blobs, **kw)
+        self.assertEqual(r.status, "ok", (r.error, r.stderr, w.stderr_text()))
+        return r
+
+    def probe_names(self, r):
+        return sorted(v["names"][0] for v in r.values if v["names"][0].startswith("@"))
+
+    def test_hello_lists_probes(self):
+        self.assertEqual(self.w1.hello["probes"], PROBE_NAMES)
+
+    def test_plain_cells_report_no_probe(self):
+        r = self.run_on(self.w1, "x = 1\nprint(x)", writes=["x"])
+        self.assertEqual(list(r.groups()), [("x",)])
+
+    def test_random_carried_across_workers(self):
+        import random
+
+        a = self.run_on(self.w1, "import random\nrandom.seed(7)")
+        self.assertEqual(self.probe_names(a), ["@random"])
+        b = self.run_on(self.w2, "import random\nx = random.random()", *probe_inputs(a),
+                        writes=["x"])
+        c = self.run_on(self.w3, "import random\ny = random.random()", *probe_inputs(b),
+                        writes=["y"])
+        gen = random.Random(7)
+        self.assertEqual(b.load()["x"], gen.random())
+        self.assertEqual(c.load()["y"], gen.random())
+        self.assertEqual(self.probe_names(c), ["@random"])
+        # The probe's name is never bound in the cell's namespace.
+        r = self.run_on(self.w3, "print(sorted(k for k in globals() if not k.startswith('__')))",
+                        *probe_inputs(a))
+        self.assertEqual(r.stdout, "[]\n")
+
+    def test_random_not_given_starts_from_the_default(self):
+        import random
+
+        first = random.Random(11).random()
+        self.run_on(self.w1, "import random\nrandom.seed(11)")
+        r = self.run_on(self.w1, "import random\nx = random.random()", writes=["x"])
+        self.assertNotEqual(r.load()["x"], first)
+        # A failed cell returns nothing, and its state does not leak either.
+        r = self.w1.exec("import random\nrandom.seed(11)\nraise ValueError('no')", cwd=self.tmp)
+        self.assertEqual((r.status, r.values), ("error", []))
+        r = self.run_on(self.w1, "import random\nx = random.random()", writes=["x"])
+        self.assertNotEqual(r.load()["x"], first)
+
+    def test_probe_in_writes_and_candidates(self):
+        a = self.run_on(self.w1, "import random\nrandom.seed(3)")
+        # Named in `writes`: returned even when unchanged (as a name bound after the cell).
+        r = self.run_on(self.w2, "pass", *probe_inputs(a), writes=["@random", "@cwd"])
+        self.assertEqual(self.probe_names(r), ["@cwd", "@random"])
+        self.assertEqual(r.groups()[("@random",)], a.groups()[("@random",)])
+        self.assertEqual(r.mutated, [])
+        # A candidate that changed is mutated, and returned.
+        r = self.run_on(self.w2, "import random\nrandom.random()", *probe_inputs(a),
+                        candidates=["@random"])
+        self.assertEqual(r.mutated, ["@random"])
+        self.assertEqual(self.probe_names(r), ["@random"])
+
+    def test_barrier_returns_the_probes_it_changed(self):
+        r = self.run_on(self.w1, "import random as rnd\nrnd.seed(2)\nv = 1", writes=None)
+        self.assertEqual(sorted(r.groups()), [("@random",), ("rnd",), ("v",)])
+
+    def test_bad_probe_input_is_an_input_error(self):
+        inputs, blobs = inputs_of({"@random": ("not", "a", "state")})
+        r = self.w2.exec("x = 1", inputs=inputs, blobs=blobs, writes=["x"], cwd=self.tmp)
+        self.assertEqual((r.status, r.values), ("error", []))
+        self.assertTrue(r.error["traceback"][0].startswith("nbmemo: could not load the inputs @random"))
+        self.run_on(self.w2, "import random\nrandom.random()")
+
+    def test_warnings_filters_carried(self):
+        a = self.run_on(self.w1, "import warnings\nwarnings.simplefilter('ignore')")
+        self.assertEqual(self.probe_names(a), ["@warnings.filters"])
+        code = "import warnings\nwarnings.warn('careful')"
+        self.assertEqual(self.run_on(self.w2, code, *probe_inputs(a)).stderr, "")
+        self.assertIn("UserWarning: careful", self.run_on(self.w2, code).stderr)
+        self.assertIn("UserWarning: careful", self.run_on(self.w1, code).stderr)
+        # Message patterns, modules and categories are rebuilt.
+        b = self.run_on(self.w1, "import warnings\n"
+                                 "warnings.filterwarnings('error', message='boom', category=RuntimeWarning)")
+        inputs, blobs = probe_inputs(b)
+        r = self.w3.exec("import warnings\nwarnings.warn('BOOM now', RuntimeWarning)",
+                         inputs=inputs, blobs=blobs, cwd=self.tmp)
+        self.assertEqual((r.status, r.error["ename"]), ("error", "RuntimeWarning"))
+        r = self.run_on(self.w3, "import warnings\nwarnings.warn('other', RuntimeWarning)",
+                        *probe_inputs(b))
+        self.assertIn("RuntimeWarning: other", r.stderr)
+
+    def test_cwd_carried(self):
+        sub = os.path.join(self.tmp, "sub")
+        os.makedirs(sub, exist_ok=True)
+        with open(os.path.join(sub, "data.txt"), "w") as f:
+            f.write("inside sub")
+        a = self.run_on(self.w1, "import os\nos.chdir('sub')")
+        self.assertEqual(a.load(), {"@cwd": "sub"})
+        b = self.run_on(self.w2, "print(open('data.txt').read())", *probe_inputs(a))
+        self.assertEqual(b.stdout, "inside sub\n")
+        self.assertEqual(b.values, [])
+        r = self.run_on(self.w2, "import os\nprint(os.getcwd())")
+        self.assertEqual(r.stdout, self.tmp + "\n")
+        r = self.run_on(self.w1, "import os\nprint(os.getcwd())")
+        self.assertEqual(r.stdout, self.tmp + "\n")
+
+    def test_cwd_that_vanished(self):
+        gone = os.path.join(self.tmp, "gone")
+        os.makedirs(gone)
+        a = self.run_on(self.w1, "import os\nos.chdir('gone')")
+        os.rmdir(gone)
+        r = self.run_on(self.w2, "import os\nprint(os.getcwd())", *probe_inputs(a))
+        self.assertEqual(r.stdout, self.tmp + "\n")
+        self.assertEqual(r.values, [])
+
+    def test_sys_path_carried_and_removed(self):
+        extra = os.path.join(self.tmp, "extra_pkgs")
+        os.makedirs(extra, exist_ok=True)
+        with open(os.path.join(extra, "nbmemo_probe_mod.py"), "w") as f:
+            f.write("VALUE = 42\n")
+        a = self.run_on(self.w1, "import sys\nsys.path.append(%r)" % extra)
+        self.assertEqual(a.load(), {"@sys.path": ("edit", (), (extra,))})
+        r = self.run_on(self.w2, "import nbmemo_probe_mod\nprint(nbmemo_probe_mod.VALUE)",
+                        *probe_inputs(a))
+        self.assertEqual(r.stdout, "42\n")
+        r = self.run_on(self.w2, "import sys\nprint(%r in sys.path)" % extra)
+        self.assertEqual(r.stdout, "False\n")
+        r = self.run_on(self.w1, "import sys\nprint(%r in sys.path)" % extra)
+        self.assertEqual(r.stdout, "False\n")
+
+    def test_sys_path_in_place_before_values_are_loaded(self):
+        """A value of a class from a folder a cell added to sys.path (relative to the notebook)
+        loads on another worker: the probes are put in place before values are unpickled."""
+        lib = os.path.join(self.tmp, "libsrc")
+        os.makedirs(lib, exist_ok=True)
+        with open(os.path.join(lib, "nbmemo_thing.py"), "w") as f:
+            f.write("class Thing:\n    def __init__(self, n):\n        self.n = n\n")
+        a = self.run_on(self.w1, "import sys\nsys.path.append('libsrc')")
+        b = self.run_on(self.w1, "from nbmemo_thing import Thing\nt = Thing(3)", *probe_inputs(a),
+                        writes=["Thing", "t"])
+        inputs, blobs = with_inputs(probe_inputs(a), b.value_inputs())
+        r = self.run_on(self.w3, "print(t.n, type(t).__module__)", inputs, blobs)
+        self.assertEqual(r.stdout, "3 nbmemo_thing\n")
+
+    def test_environ_carried_and_removed(self):
+        a = self.run_on(self.w1, "import os\nos.environ['NBMEMO_PROBE_X'] = '1'")
+        self.assertEqual(a.load(), {"@os.environ": ((("NBMEMO_PROBE_X", "1"),), ())})
+        code = ("import os, subprocess, sys\n"
+                "print(os.environ.get('NBMEMO_PROBE_X'))\n"
+                "print(subprocess.check_output([sys.executable, '-c', "
+                "'import os; print(os.environ.get(\"NBMEMO_PROBE_X\"))']).decode().strip())")
+        self.assertEqual(self.run_on(self.w2, code, *probe_inputs(a)).stdout, "1\n1\n")
+        self.assertEqual(self.run_on(self.w2, code).stdout, "None\nNone\n")
+        self.assertEqual(self.run_on(self.w1, code).stdout, "None\nNone\n")
+        # A variable the cell removes is removed on the next worker too.
+        b = self.run_on(self.w1, "import os\ndel os.environ['NBMEMO_WORKER']")
+        self.assertEqual(b.load(), {"@os.environ": ((), ("NBMEMO_WORKER",))})
+        r = self.run_on(self.w3, "import os\nprint('NBMEMO_WORKER' in os.environ)", *probe_inputs(b))
+        self.assertEqual(r.stdout, "False\n")
+        r = self.run_on(self.w3, "import os\nprint('NBMEMO_WORKER' in os.environ)")
+        self.assertEqual(r.stdout, "True\n")
+
+    def test_equal_states_equal_bytes_across_workers(self):
+        code = ("import os, sys, random, warnings\n"
+                "random.seed(5)\n"
+                "warnings.filterwarnings('ignore', message='noisy.*', module='x\\\\.y')\n"
+                "os.environ['NBMEMO_EQ'] = 'yes'\n"
+                "sys.path.insert(0, 'libdir')\n"
+                "os.makedirs('eqdir', exist_ok=True)\n"
+                "os.chdir('eqdir')\n")
+        if _has("numpy"):
+            code += "import numpy as np\nnp.random.seed(5)\nnp.set_printoptions(precision=3)\n"
+        if _has("pandas"):
+            code += "import pandas as pd\npd.set_option('display.max_rows', 7)\n"
+        if _has("matplotlib"):
+            code += "import matplotlib.pyplot as plt\nplt.style.use('ggplot')\n"
+        fresh = Worker()
+        try:
+            runs = [self.run_on(w, code) for w in (fresh, self.w1)]
+        finally:
+            fresh.close()
+        a, b = (r.groups() for r in runs)
+        self.assertEqual(sorted(a), sorted(b))
+        self.assertGreaterEqual(len(a), 5)
+        for names in a:
+            self.assertEqual(a[names], b[names], names)
+        # Put in place on a third worker, the states capture to the same bytes again (a probe
+        # whose module is not imported is not there: the cell imports them).
+        imports = "".join("import %s\n" % m for m in ("numpy.random", "pandas", "matplotlib")
+                          if _has(m))
+        r = self.run_on(self.w3, imports, *probe_inputs(runs[0]), writes=[n[0] for n in a])
+        self.assertEqual(sorted(r.groups()), sorted(a))
+        for names in a:
+            self.assertEqual(r.groups()[names], a[names], names)
+
+    def test_imports_are_not_state_changes(self):
+        """Libraries that set variables or filters while imported do not make the importing
+        cell a writer of @os.environ / @warnings.filters (it would depend on the worker)."""
+        mods = [m for m in ("numpy", "pandas", "matplotlib.pyplot", "scipy.stats", "sklearn.ensemble",
+                            "seaborn") if _has(m)]
+        w = Worker()
+        try:
+            for m in mods:
+                r = self.run_on(w, "import %s" % m)
+                self.assertEqual(r.values, [], m)
+            r = self.run_on(w, "import warnings\nwarnings.warn('still shown')")
+            self.assertIn("still shown", r.stderr)
+        finally:
+            w.close()
+
+    def test_notebook_module_import_changes_are_the_cells(self):
+        """A module of the notebook's own (not installed) that changes state when imported:
+        as if the importing cell ran its code."""
+        with open(os.path.join(self.tmp, "nb_local_settings.py"), "w") as f:
+            f.write("import os, warnings\nos.environ['NB_LOCAL'] = '1'\n"
+                    "warnings.simplefilter('ignore')\n")
+        w = Worker()
+        try:
+            r = self.run_on(w, "import nb_local_settings")
+            self.assertEqual(self.probe_names(r), ["@os.environ", "@warnings.filters"])
+        finally:
+            w.close()
+        code = "import os, warnings\nwarnings.warn('hidden')\nprint(os.environ.get('NB_LOCAL'))"
+        r = self.run_on(self.w2, code, *probe_inputs(r))
+        self.assertEqual((r.stdout, r.stderr), ("1\n", ""))
+
+    # --- numpy / pandas / matplotlib / scikit-learn ------------------------------------------
+
+    @unittest.skipUnless(_has("numpy"), "numpy is not installed")
+    def test_numpy_random_carried_across_workers(self):
+        import numpy as np
+
+        a = self.run_on(self.w1, "import numpy as np\nnp.random.seed(0)")
+        self.assertEqual(self.probe_names(a), ["@numpy.random"])
+        b = self.run_on(self.w2, "import numpy as np\nx = np.random.rand(3)", *probe_inputs(a),
+                        writes=["x"])
+        c = self.run_on(self.w3, "import numpy as np\ny = np.random.rand(3)", *probe_inputs(b),
+                        writes=["y"])
+        gen = np.random.RandomState(0)
+        self.assertEqual(b.load()["x"].tolist(), gen.rand(3).tolist())
+        self.assertEqual(c.load()["y"].tolist(), gen.rand(3).tolist())
+        # On a fresh worker, where numpy.random is first imported by the cell itself.
+        fresh = Worker()
+        try:
+            r = self.run_on(fresh, "import numpy as np\ny = np.random.rand(3)", *probe_inputs(b),
+                            writes=["y"])
+            self.assertEqual(r.load()["y"].tolist(), c.load()["y"].tolist())
+            # Imported and seeded in one cell: reported (it started from the default).
+            fresh2 = Worker()
+            try:
+                r = self.run_on(fresh2, "import numpy as np\nnp.random.seed(0)")
+                self.assertEqual(r.groups(), a.groups())
+            finally:
+                fresh2.close()
+        finally:
+            fresh.close()
+
+    @unittest.skipUnless(_has("numpy"), "numpy is not installed")
+    def test_numpy_random_cached_gaussian(self):
+        """randn() draws two gaussians and keeps one: the next randn() changes the state
+        without drawing from the generator's words."""
+        import numpy as np
+
+        a = self.run_on(self.w1, "import numpy as np\nnp.random.seed(4)")
+        b = self.run_on(self.w2, "import numpy as np\nx = np.random.randn()", *probe_inputs(a),
+                        writes=["x"])
+        c = self.run_on(self.w3, "import numpy as np\ny = np.random.randn()", *probe_inputs(b),
+                        writes=["y"])
+        self.assertEqual(self.probe_names(c), ["@numpy.random"])
+        d = self.run_on(self.w1, "import numpy as np\nz = np.random.randn()", *probe_inputs(c),
+                        writes=["z"])
+        gen = np.random.RandomState(4)
+        self.assertEqual([b.load()["x"], c.load()["y"], d.load()["z"]],
+                         [gen.randn(), gen.randn(), gen.randn()])
+
+    @unittest.skipUnless(_has("numpy"), "numpy is not installed")
+    def test_numpy_random_not_given_starts_from_the_default(self):
+        w = Worker()
+        try:
+            r = self.run_on(w, "import numpy as np\nk = np.random.get_state()[1][:4].tolist()",
+                            writes=["k"])
+            self.assertEqual(self.probe_names(r), [])  # imported and read: unchanged
+            default = r.load()["k"]
+            r = self.run_on(w, "import numpy as np\nnp.random.seed(0)")
+            self.assertEqual(self.probe_names(r), ["@numpy.random"])
+            r = self.run_on(w, "import numpy as np\nk = np.random.get_state()[1][:4].tolist()",
+                            writes=["k"])
+            self.assertEqual(r.load()["k"], default)
+        finally:
+            w.close()
+
+    @unittest.skipUnless(_has("numpy"), "numpy is not installed")
+    def test_numpy_default_rng_is_a_plain_value(self):
+        import numpy as np
+
+        a = self.run_on(self.w1, "import numpy as np\nrng = np.random.default_rng(1)", writes=["rng"])
+        self.assertEqual(self.probe_names(a), [])
+        inputs, blobs = a.value_inputs()
+        b = self.run_on(self.w2, "x = rng.random()", inputs, blobs, writes=["x"], candidates=["rng"])
+        self.assertEqual(b.mutated, ["rng"])
+        self.assertEqual(self.probe_names(b), [])
+        self.assertEqual(b.load()["x"], np.random.default_rng(1).random())
+
+    @unittest.skipUnless(_has("numpy"), "numpy is not installed")
+    def test_numpy_printoptions_carried(self):
+        a = self.run_on(self.w1, "import numpy as np\nnp.set_printoptions(precision=2)")
+        self.assertEqual(self.probe_names(a), ["@numpy.printoptions"])
+        code = "import numpy as np\nprint(np.array([1/3]))"
+        self.assertEqual(self.run_on(self.w2, code, *probe_inputs(a)).stdout, "[0.33]\n")
+        self.assertEqual(self.run_on(self.w2, code).stdout, "[0.33333333]\n")
+        self.assertEqual(self.run_on(self.w1, code).stdout, "[0.33333333]\n")
+
+    @unittest.skipUnless(_has("matplotlib"), "matplotlib is not installed")
+    def test_rcparams_carried(self):
+        a = self.run_on(self.w1, "import matplotlib.pyplot as plt\nplt.style.use('ggplot')")
+        self.assertEqual(self.probe_names(a), ["@matplotlib.rcParams"])
+        code = ("import matplotlib.pyplot as plt\n"
+                "print(plt.rcParams['axes.facecolor'], plt.rcParams['axes.prop_cycle'].by_key()['color'][0])")
+        fresh = Worker()  # matplotlib first imported by the cell: the input waits for it
+        try:
+            r = self.run_on(fresh, code, *probe_inputs(a))
+            self.assertEqual(r.stdout, "#E5E5E5 #E24A33\n")
+            self.assertEqual(r.values, [])
+        finally:
+            fresh.close()
+        r = self.run_on(self.w2, code, *probe_inputs(a))
+        self.assertEqual(r.stdout, "#E5E5E5 #E24A33\n")
+        self.assertNotIn("#E5E5E5", self.run_on(self.w2, code).stdout)
+        self.assertNotIn("#E5E5E5", self.run_on(self.w1, code).stdout)
+
+    @unittest.skipUnless(_has("matplotlib"), "matplotlib is not installed")
+    def test_rcparams_list_changed_in_place(self):
+        code = "import matplotlib.pyplot as plt\nplt.rcParams['font.sans-serif'].insert(0, 'NbFont')"
+        a = self.run_on(self.w1, code)
+        self.assertEqual(self.probe_names(a), ["@matplotlib.rcParams"])
+        read = "import matplotlib.pyplot as plt\nprint(plt.rcParams['font.sans-serif'][:2])"
+        r = self.run_on(self.w2, read, *probe_inputs(a))
+        self.assertEqual(r.stdout.split("'")[1], "NbFont")
+        self.assertEqual(r.values, [])
+        # From a state that is not the default (ggplot), changed in place again.
+        b = self.run_on(self.w1, "import matplotlib.pyplot as plt\nplt.style.use('ggplot')")
+        c = self.run_on(self.w3, code, *probe_inputs(b))
+        self.assertEqual(self.probe_names(c), ["@matplotlib.rcParams"])
+        r = self.run_on(self.w2, read, *probe_inputs(c))
+        self.assertEqual(r.stdout.split("'")[1], "NbFont")
+        self.assertNotIn("NbFont", self.run_on(self.w3, read).stdout)
+
+    @unittest.skipUnless(_has("pandas"), "pandas is not installed")
+    def test_pandas_options_carried(self):
+        a = self.run_on(self.w1, "import pandas as pd\npd.set_option('display.max_rows', 5)")
+        self.assertEqual(a.load(), {"@pandas.options": (("display.max_rows", 5),)})
+        code = "import pandas as pd\nprint(pd.DataFrame({'a': range(10)}))"
+        fresh = Worker()  # pandas first imported by the cell: the input waits for it
+        try:
+            r = self.run_on(fresh, code, *probe_inputs(a))
+            self.assertIn("[10 rows x 1 columns]", r.stdout)
+            self.assertEqual(r.values, [])
+        finally:
+            fresh.close()
+        self.assertIn("[10 rows x 1 columns]", self.run_on(self.w2, code, *probe_inputs(a)).stdout)
+        self.assertNotIn("[10 rows x 1 columns]", self.run_on(self.w2, code).stdout)
+        self.assertNotIn("[10 rows x 1 columns]", self.run_on(self.w1, code).stdout)
+        # Changed again from a state that is not the default.
+        b = self.run_on(self.w2, "import pandas as pd\npd.set_option('display.precision', 2)",
+                        *probe_inputs(a))
+        self.assertEqual(b.load(), {"@pandas.options": (("display.max_rows", 5),
+                                                        ("display.precision", 2))})
+        r = self.run_on(self.w2, "import pandas as pd\nprint(pd.get_option('display.precision'))",
+                        *probe_inputs(a))
+        self.assertEqual((r.stdout, r.values), ("6\n", []))
+
+    @unittest.skipUnless(_has("sklearn"), "scikit-learn is not installed")
+    def test_estimator_drawing_from_the_global_generator_is_reported(self):
+        code = ("import numpy as np\n"
+                "from sklearn.ensemble import RandomForestClassifier\n"
+                "X = np.arange(20.0).reshape(10, 2)\n"
+                "y = np.arange(10) % 2\n"
+                "model = RandomForestClassifier(n_estimators=3, random_state=None).fit(X, y)\n")
+        r = self.run_on(self.w1, code, writes=["np", "RandomForestClassifier", "X", "y", "model"])
+        self.assertIn("@numpy.random", self.probe_names(r))
 
 
 if __name__ == "__main__":

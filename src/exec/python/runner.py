@@ -21,10 +21,13 @@ the worker's stderr (never at the protocol pipe) and fd 0 at /dev/null.
 
 Isolation. Each exec gets a fresh module `__main__` (also `sys.modules["__main__"]` while the
 cell runs). Afterwards the runner restores the std streams (fresh ones if the cell closed the
-originals), fds 0-2, builtins, sys.path, sys.argv, the display/except hooks, trace/profile
-functions, the recursion limit, gc and SIGINT (ignored between cells, KeyboardInterrupt during
-a cell). Library state (os.environ, random generators, warnings filters, rcParams) is left
-alone: that is the business of the state probes.
+originals), fds 0-2, builtins, sys.argv, the display/except hooks, trace/profile functions, the
+recursion limit, gc and SIGINT (ignored between cells, KeyboardInterrupt during a cell).
+Library state (random generators, rcParams, pandas options, warnings filters, numpy print
+options, the working directory, sys.path, os.environ) is the business of the state probes
+(`PROBES`): before each cell every probe whose module is imported is put in the state the
+request gives, else its default, so nothing a previous cell did on this worker leaks; after
+the cell the probes that changed are returned as values.
 
 Values. Returned names are grouped by shared objects, found by walking object graphs from the
 values (gc.get_referents, at most WALK_BUDGET objects per exec; immutable atoms, classes,
@@ -108,6 +111,25 @@ class _State:
     trace = None
     profile = None
     registered_sources = set()  # linecache entries made by the runner
+    # State probes
+    probes_ready = False  # defaults of the stdlib probes taken: import windows are on
+    probe_default = {}  # probe name -> (default state, blob)
+    probe_base = {}  # probe name -> what its differences are taken from (rcParams, options)
+    probe_off = set()  # probes that failed to set up in this worker
+    probe_now = {}  # probe name -> (state, blob) the worker is known to be in
+    probe_start = None  # during a cell: probe name -> (state, blob or None) it started with
+    probe_pending = {}  # during a cell: input (state, blob) of probes whose module is not imported
+    import_depth = 0  # import windows open
+    warn_base = []  # @warnings.filters base filters
+    env_base_raw = {}  # @os.environ base, as os.environ._data holds it
+    rc_quick = None  # @matplotlib.rcParams: a dict equal to rcParams at the base
+    rc_list_keys = ()  # @matplotlib.rcParams: the keys whose values are lists
+    np_raw_ok = None  # @numpy.random: whether the raw MT19937 words read as expected
+    probe_tokens = {}  # during a cell: probe name -> quick token of its start state
+    pd_quick = None  # @pandas.options: pandas' option store at the defaults
+    pd_slots = None  # @pandas.options: (store, n options, ((dict, key) of each option))
+    cwd_base = None  # @cwd: the request's cwd (real path)
+    start_cwd = None
 
 
 ST = _State()
@@ -746,9 +768,14 @@ _POST_IMPORT = {
 
 
 class _PatchingLoader:
-    def __init__(self, loader, hook):
+    """Wraps a loader: runs the post-import hooks of the module, and when the import is an
+    *import window* (the outermost import in progress), folds the state changes it made into
+    the probes' bases (see `_window_open`)."""
+
+    def __init__(self, loader, fullname, window):
         self._loader = loader
-        self._hook = hook
+        self._fullname = fullname
+        self._window = window
 
     def __getattr__(self, name):
         return getattr(self._loader, name)
@@ -764,43 +791,113 @@ class _PatchingLoader:
                 module.__spec__.loader = self._loader
         except Exception:
             pass
-        self._loader.exec_module(module)
+        snaps = _window_open() if self._window else None
         try:
-            self._hook(module)
-        except Exception as e:
-            _diag("patching %s failed: %r" % (module.__name__, e))
+            self._loader.exec_module(module)
+        finally:
+            if self._window:
+                _window_close(snaps)
+        name = self._fullname
+        hook = _POST_IMPORT.get(name)
+        if hook is not None:
+            try:
+                hook(module)
+            except Exception as e:
+                _diag("patching %s failed: %r" % (name, e))
+        if name in _PROBE_MODULES:
+            try:
+                _probe_module_imported(name)
+            except Exception as e:
+                _diag("state probes of %s failed: %r" % (name, e))
 
 
 class _PostImportFinder:
-    """Runs a patch right after some modules are imported (wherever the import comes from)."""
+    """Wraps the loader of some imports (wherever the import comes from): the modules with a
+    post-import hook (patches, state probes) and, once the probes are set up, every outermost
+    import made by an `import` statement (an import window)."""
 
     def __init__(self):
         self._busy = set()
 
     def find_spec(self, fullname, path=None, target=None):
-        hook = _POST_IMPORT.get(fullname)
-        if hook is None or fullname in self._busy:
+        if fullname in self._busy:
             return None
+        hooked = fullname in _POST_IMPORT or fullname in _PROBE_MODULES
+        window = ST.probes_ready and ST.import_depth == 0
+        if not hooked:
+            if not window:
+                return None
+            # Only real imports (not importlib.util.find_spec(), whose caller would see our
+            # loader): the import system calls finders from _find_spec(), called by
+            # _find_and_load_unlocked().
+            try:
+                caller = sys._getframe(2).f_code.co_name
+            except Exception:
+                caller = None
+            if caller != "_find_and_load_unlocked":
+                return None
         self._busy.add(fullname)
+        spec = None
         try:
-            import importlib.util
-
-            spec = importlib.util.find_spec(fullname)
+            for finder in list(sys.meta_path):
+                if finder is self:
+                    continue
+                find = getattr(finder, "find_spec", None)
+                if find is None:
+                    if hasattr(finder, "find_module"):
+                        return None  # a legacy finder: leave the search to the import system
+                    continue
+                spec = find(fullname, path, target)
+                if spec is not None:
+                    break
         except Exception:
-            spec = None
+            return None  # let the import system try again and report it
         finally:
             self._busy.discard(fullname)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return None
-        spec.loader = _PatchingLoader(spec.loader, hook)
+        if not hooked and (isinstance(spec.loader, type) or not _is_library(spec)):
+            return None  # builtin and frozen modules; the notebook's own modules (their
+            # import-time changes are the importing cell's, as if it ran their code)
+        spec.loader = _PatchingLoader(spec.loader, fullname, window and _is_library(spec))
         return spec
 
     def invalidate_caches(self):
         pass
 
 
+_LIBRARY_DIRS = None
+
+
+def _is_library(spec):
+    """Whether a module comes from the interpreter's installed code (standard library, site
+    directories): its import-time changes of library state are the environment's."""
+    global _LIBRARY_DIRS
+    if _LIBRARY_DIRS is None:
+        dirs = set()
+        try:
+            import sysconfig
+
+            for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+                path = sysconfig.get_path(key)
+                if path:
+                    dirs.add(path)
+        except Exception:
+            pass
+        dirs.update(_site_dirs())
+        _LIBRARY_DIRS = tuple(sorted(set(
+            os.path.join(os.path.realpath(d), "") for d in dirs if os.path.isdir(d))))
+    locations = spec.submodule_search_locations
+    origin = spec.origin if not locations else next(iter(locations), None)
+    if not origin or not isinstance(origin, str):
+        return False
+    origin = os.path.realpath(origin)
+    return any(origin.startswith(d) for d in _LIBRARY_DIRS)
+
+
 def _install_post_import():
-    sys.meta_path.insert(0, _PostImportFinder())
+    if not any(isinstance(f, _PostImportFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PostImportFinder())
     for name, hook in _POST_IMPORT.items():
         if name in sys.modules:
             hook(sys.modules[name])
@@ -1072,6 +1169,815 @@ def _share_groups(ns, first, second, budget=WALK_BUDGET):
 
 
 # ---------------------------------------------------------------------------------------------
+# State probes (PROTOCOL.md, "State probes"): library state that travels like a variable
+#
+# A probe's *state* is what its `capture()` returns: picklable, canonical (equal state, equal
+# pickle bytes in every worker: sorted keys, no compiled regexes or other objects whose bytes
+# depend on the process). The *blob* of a state is its value group as the worker returns it,
+# `{name: state}` pickled without memo (fast mode: the bytes depend on values only, not on which
+# equal strings happen to be one object), and doubles as its fingerprint.
+#
+# Most probes hold the difference from a *base*: the state the worker had when the module was
+# imported (rcParams, numpy print options), pandas' registered defaults, the worker's start-up
+# environment, sys.path and warnings filters. The default state of such a probe is "no
+# difference", the same bytes in every worker and every run, and a state carries only what the
+# notebook changed (never the whole environment, never an absolute site-packages path). Changes
+# a library makes while it is imported (scikit-learn sets KMP_* variables, numpy and scipy add
+# warnings filters) are part of the base, not of the cell that happened to import it first:
+# see `_window_open`. The random generators have no base: their state is the full state, their
+# default the state at import (worker start for `random`).
+
+
+class _Probe:
+    """One kind of library state. `capture()` -> state; `restore(state)` puts it in place.
+
+    `module`: the module that must be imported for the state to exist (None: always there).
+    `init(pristine)`: called once, when the module is first seen, sets the base up and returns
+    the default state (None: the default is `capture()`); `pristine` is false when the module is
+    first seen at the end of a cell (the cell may have changed the state already).
+    `snap()` / `fold(before, after)`: a cheap raw snapshot taken around each import window, and
+    the function making the window's changes part of the base.
+    `quick(state)`: a token of the live state, cheaper than a capture, taken when a cell starts
+    in `state` and again when it ends: equal tokens mean the state did not change (None: no
+    token for that state).
+    """
+
+    __slots__ = ("name", "module", "capture", "restore", "init", "snap", "fold", "quick")
+
+    def __init__(self, name, module, capture, restore, init=None, snap=None, fold=None,
+                 quick=None):
+        self.name = name
+        self.module = module
+        self.capture = capture
+        self.restore = restore
+        self.init = init
+        self.snap = snap
+        self.fold = fold
+        self.quick = quick
+
+
+def _same(a, b):
+    """Equal values of the same type (True != 1 here); False when == cannot tell."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def _sorted_dict(d):
+    return {k: d[k] for k in sorted(d)}
+
+
+# --- @numpy.random: the legacy global RandomState (np.random.seed / rand / shuffle, and every
+# library drawing with random_state=None). Its full state: get_state()'s tuple with the key as
+# little-endian bytes, ("MT19937", key, pos, has_gauss, cached_gaussian), which set_state takes
+# back (numpy 1.x and 2.x) once the key is an array again. Bytes, not an array: the pickle of an
+# ndarray names numpy's private modules, which differ between numpy 1.x and 2.x. When the global
+# generator is not an MT19937 (np.random.set_bit_generator), numpy's own dict
+# (get_state(legacy=False)). New-style generators (np.random.default_rng()) are ordinary values.
+
+
+def _np_random_capture():
+    rnd = sys.modules["numpy.random"]
+    try:
+        name, key, pos, has_gauss, gauss = rnd.get_state()
+    except ValueError:
+        return rnd.get_state(legacy=False)
+    return (str(name), key.astype("<u4").tobytes(), int(pos), int(has_gauss), float(gauss))
+
+
+def _np_random_quick(state):
+    """The generator's raw words and position (numpy's ctypes view of the MT19937 state, 2 us
+    instead of 50 for get_state). Only when no cached gaussian waits (has_gauss 0): using that
+    one up changes the state without touching the words."""
+    if ST.np_raw_ok is False or type(state) is not tuple or len(state) != 5 or state[3]:
+        return None
+    import ctypes
+
+    rnd = sys.modules["numpy.random"]
+    bg = rnd.mtrand._rand._bit_generator
+    if type(bg).__name__ != "MT19937":
+        return None
+    raw = ctypes.string_at(bg.ctypes.state_address, 624 * 4 + 4)
+    if ST.np_raw_ok is None:  # check once that the struct is what we think: key[624], pos
+        _, key, pos, _, _ = rnd.get_state()
+        ST.np_raw_ok = (raw[:2496] == key.tobytes()
+                        and int.from_bytes(raw[2496:], sys.byteorder, signed=True) == pos)
+        if not ST.np_raw_ok:
+            return None
+    return raw
+
+
+def _np_random_restore(state):
+    if type(state) is tuple and len(state) == 5 and type(state[1]) is bytes:
+        np = sys.modules["numpy"]
+        name, key, pos, has_gauss, gauss = state
+        state = (name, np.frombuffer(key, dtype="<u4").astype(np.uint32), pos, has_gauss, gauss)
+    sys.modules["numpy.random"].set_state(state)
+
+
+# --- @random: the `random` module's generator (random.getstate / setstate).
+
+
+def _random_capture():
+    return sys.modules["random"].getstate()
+
+
+def _random_restore(state):
+    sys.modules["random"].setstate(state)
+
+
+# --- @matplotlib.rcParams: the keys that differ from rcParams right after `import matplotlib`
+# (with the worker's Agg backend). `backend` is not part of it: the worker's backend stays Agg.
+# Cyclers travel as their by-key lists (a Cycler pickles its keys as a set).
+
+_CYCLER_TAG = "nbmemo:cycler"
+_RC_SKIP = frozenset(["backend"])
+
+
+def _rc_encode(v):
+    cyc = sys.modules.get("cycler")
+    if cyc is not None and isinstance(v, getattr(cyc, "Cycler", ())):
+        return (_CYCLER_TAG, tuple(sorted((k, tuple(vs)) for k, vs in v.by_key().items())))
+    return v
+
+
+def _rc_decode(v):
+    if type(v) is tuple and len(v) == 2 and v[0] == _CYCLER_TAG:
+        from cycler import cycler
+
+        return cycler(**{k: list(vs) for k, vs in v[1]})
+    return v
+
+
+def _rc_init(pristine):
+    mpl = sys.modules["matplotlib"]
+    source = mpl.rcParams if pristine else getattr(mpl, "rcParamsDefault", mpl.rcParams)
+    import copy
+
+    ST.probe_base["@matplotlib.rcParams"] = base = {
+        k: copy.deepcopy(v) for k, v in dict.items(source) if k not in _RC_SKIP
+    }
+    ST.rc_quick = None
+    ST.rc_list_keys = tuple(k for k, v in base.items() if type(v) is list)
+    return ()
+
+
+def _rc_capture():
+    rc = sys.modules["matplotlib"].rcParams
+    quick = ST.rc_quick  # rcParams at the base (lists copied), as a dict compared in C
+    if quick is not None:
+        try:
+            if dict.__eq__(rc, quick) is True:
+                return ()
+        except Exception:
+            pass
+    base = ST.probe_base["@matplotlib.rcParams"]
+    diff = [(k, _rc_encode(v)) for k, v in dict.items(rc)
+            if k not in _RC_SKIP and not _same(v, base.get(k, _MISSING))]
+    if not diff:
+        ST.rc_quick = {k: (list(v) if type(v) is list else v) for k, v in dict.items(rc)}
+    diff.sort(key=lambda kv: kv[0])
+    return tuple(diff)
+
+
+def _rc_token(rc):
+    """Equal while rcParams do not change, compared in C: the same keys and value objects
+    (identity first), and the list values' items (`rcParams['font.sans-serif'].insert(0, ...)`
+    changes a list in place). Not dict.copy(rc): that goes through RcParams.__getitem__."""
+    lists = tuple(tuple(dict.get(rc, k, ())) for k in ST.rc_list_keys)
+    return tuple(dict.keys(rc)), tuple(dict.values(rc)), lists
+
+
+def _rc_quick(state):
+    if state == ():
+        return None  # the default: _rc_capture compares with ST.rc_quick already
+    return _rc_token(sys.modules["matplotlib"].rcParams)
+
+
+def _rc_restore(state):
+    import copy
+
+    rc = sys.modules["matplotlib"].rcParams
+    base = ST.probe_base["@matplotlib.rcParams"]
+    want = dict(base)
+    want.update((k, _rc_decode(v)) for k, v in state if k in base)
+    for k, v in want.items():
+        if not _same(dict.get(rc, k, _MISSING), v):
+            dict.__setitem__(rc, k, copy.deepcopy(v))  # values were validated when captured
+
+
+# --- @pandas.options: the options that differ from their registered defaults, read and set
+# through pandas' option registry (validators and callbacks run, deprecation warnings do not).
+
+
+def _pd_config():
+    return sys.modules["pandas._config.config"]
+
+
+def _pd_values():
+    """{option: value} for every registered option, from the registry's value store."""
+    cfg = _pd_config()
+    registered = cfg._registered_options
+    out = {}
+    stack = [("", cfg._global_config)]
+    while stack:
+        prefix, level = stack.pop()
+        for k, v in level.items():
+            key = prefix + k
+            if key in registered:
+                out[key] = v
+            elif type(v) is dict:
+                stack.append((key + ".", v))
+    return out
+
+
+def _pd_default(key):
+    base = ST.probe_base["@pandas.options"]
+    if key in base:
+        return base[key]
+    opt = _pd_config()._registered_options.get(key)  # registered after pandas' import
+    return opt.defval if opt is not None else _MISSING
+
+
+def _pd_init(pristine):
+    ST.probe_base["@pandas.options"] = {
+        k: o.defval for k, o in list(_pd_config()._registered_options.items())
+    }
+    ST.pd_quick = None
+    return ()
+
+
+def _pd_capture():
+    cfg = _pd_config()
+    quick = ST.pd_quick  # pandas' option store as it is at the defaults (nested dicts)
+    if quick is not None:
+        try:
+            if cfg._global_config == quick:
+                return ()
+        except Exception:
+            pass
+    diff = [(k, _sorted_dict(v) if type(v) is dict else v)
+            for k, v in _pd_values().items() if not _same(v, _pd_default(k))]
+    if not diff:
+        ST.pd_quick = _nested_copy(cfg._global_config)
+    diff.sort(key=lambda kv: kv[0])
+    return tuple(diff)
+
+
+def _nested_copy(d):
+    return {k: (_nested_copy(v) if type(v) is dict else v) for k, v in d.items()}
+
+
+def _pd_quick(state):
+    """The option values, read through (container dict, key) slots found once."""
+    if state == ():
+        return None  # the default: _pd_capture compares with ST.pd_quick already
+    cfg = _pd_config()
+    registered = cfg._registered_options
+    slots = ST.pd_slots
+    if slots is None or slots[0] is not cfg._global_config or slots[1] != len(registered):
+        ST.pd_slots = slots = (cfg._global_config, len(registered),
+                               tuple(cfg._get_root(k) for k in list(registered)))
+    return slots[1], tuple(level[leaf] for level, leaf in slots[2])
+
+
+def _pd_restore(state):
+    import warnings
+
+    cfg = _pd_config()
+    setter = getattr(cfg, "_set_option", None)
+    wanted = dict(state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for key, live in _pd_values().items():
+            want = wanted[key] if key in wanted else _pd_default(key)
+            if want is _MISSING or _same(live, want):
+                continue
+            try:
+                try:
+                    setter(key, want, silent=True)
+                except TypeError:  # no such private setter (any more)
+                    sys.modules["pandas"].set_option(key, want)
+            except Exception as e:
+                _diag("cannot set pandas option %s: %r" % (key, e))
+
+
+# --- @numpy.printoptions: the print options that differ from numpy's at import.
+
+
+def _np_print_init(pristine):
+    ST.probe_base["@numpy.printoptions"] = dict(sys.modules["numpy"].get_printoptions())
+    return ()
+
+
+def _np_print_capture():
+    base = ST.probe_base["@numpy.printoptions"]
+    live = sys.modules["numpy"].get_printoptions()
+    if live == base:
+        return ()
+    diff = [(k, _sorted_dict(v) if type(v) is dict else v)
+            for k, v in live.items() if not _same(v, base.get(k, _MISSING))]
+    diff.sort(key=lambda kv: kv[0])
+    return tuple(diff)
+
+
+def _np_print_restore(state):
+    np = sys.modules["numpy"]
+    base = ST.probe_base["@numpy.printoptions"]
+    want = dict(base)
+    want.update((k, v) for k, v in state if k in base)
+    live = np.get_printoptions()
+    if all(_same(live.get(k, _MISSING), v) for k, v in want.items()):
+        return
+    np.set_printoptions(**want)
+
+
+# --- @warnings.filters: `warnings.defaultaction` and the filters the notebook added. The base
+# is the filters at worker start plus those libraries add while imported. A filter is
+# (action, message, category, module, lineno); message and module patterns travel as strings
+# (rebuilt as `warnings.filterwarnings` compiles them), categories as "module:qualname".
+# State: (defaultaction, filters before the last base filter, filters after it, whether the
+# base filters are there at all: `warnings.resetwarnings()` removes them).
+
+_MSG_FLAGS = re.compile("", re.I).flags
+_MOD_FLAGS = re.compile("").flags
+_PATTERN = type(re.compile(""))
+
+
+def _warn_pattern_encode(p, flags):
+    if p is None:
+        return None
+    if isinstance(p, str):  # the interpreter's own filters match the module name exactly
+        return ("str", p)
+    if isinstance(p, _PATTERN):
+        if p.flags == flags and isinstance(p.pattern, str):
+            return p.pattern
+        return ("re", p.pattern, p.flags)
+    return p  # some object with .match(): pickled as it is
+
+
+def _warn_pattern_decode(p, flags):
+    if p is None:
+        return None
+    if isinstance(p, str):
+        return re.compile(p, flags)
+    if type(p) is tuple and len(p) == 2 and p[0] == "str":
+        return p[1]
+    if type(p) is tuple and len(p) == 3 and p[0] == "re":
+        return re.compile(p[1], p[2])
+    return p
+
+
+def _qualified(obj):
+    """'module:qualname' when that name finds obj again, else None."""
+    mod = getattr(obj, "__module__", None)
+    qual = getattr(obj, "__qualname__", None)
+    if not mod or not qual or mod == "__main__" or "<" in qual:
+        return None
+    found = sys.modules.get(mod)
+    for part in qual.split("."):
+        found = getattr(found, part, None)
+    return "%s:%s" % (mod, qual) if found is obj else None
+
+
+def _resolve(name):
+    import importlib
+
+    mod, _, qual = name.partition(":")
+    obj = importlib.import_module(mod)
+    for part in qual.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _warn_encode(f):
+    action, msg, cat, mod, lineno = f
+    return (action, _warn_pattern_encode(msg, _MSG_FLAGS), _qualified(cat) or cat,
+            _warn_pattern_encode(mod, _MOD_FLAGS), lineno)
+
+
+def _warn_decode(f):
+    action, msg, cat, mod, lineno = f
+    if isinstance(cat, str):
+        cat = _resolve(cat)
+    return (action, _warn_pattern_decode(msg, _MSG_FLAGS), cat,
+            _warn_pattern_decode(mod, _MOD_FLAGS), lineno)
+
+
+def _warn_init(pristine):
+    import warnings
+
+    ST.warn_base = list(warnings.filters)
+    return (warnings.defaultaction, (), (), True)
+
+
+def _warn_capture():
+    import warnings
+
+    live = list(warnings.filters)
+    action = warnings.defaultaction
+    base = ST.warn_base
+    if live == base:
+        return (action, (), (), True)
+    is_base = [f in base for f in live]
+    last = max((i for i, b in enumerate(is_base) if b), default=-1)
+    front = tuple(_warn_encode(f) for i, f in enumerate(live)
+                  if not is_base[i] and (last < 0 or i < last))
+    back = tuple(_warn_encode(f) for i, f in enumerate(live) if not is_base[i] and 0 <= last < i)
+    return (action, front, back, last >= 0)
+
+
+def _warn_quick(state):
+    import warnings
+
+    return tuple(warnings.filters), warnings.defaultaction
+
+
+def _warn_restore(state):
+    import warnings
+
+    action, front, back, with_base = state
+    filters = [_warn_decode(f) for f in front]
+    if with_base:
+        filters.extend(ST.warn_base)
+    filters.extend(_warn_decode(f) for f in back)
+    if isinstance(warnings.filters, list):
+        warnings.filters[:] = filters
+    else:
+        warnings.filters = filters
+    warnings.defaultaction = action
+    mutated = getattr(warnings, "_filters_mutated", None)
+    if mutated is not None:
+        mutated()  # forget the warnings already shown under the old filters
+
+
+def _warn_snap():
+    import warnings
+
+    return list(warnings.filters)
+
+
+def _warn_fold(before, after):
+    """Filters the import added (or removed) become (or stop being) base filters."""
+    if before == after:
+        return False
+    base = ST.warn_base
+    added = [f for f in after if f not in before and f not in base]
+    removed = [f for f in base if f in before and f not in after]
+    if not added and not removed:
+        return False
+    keep = [f for f in base if f not in removed]
+    ST.warn_base = ([f for f in after if f in added or f in keep]
+                    + [f for f in keep if f not in after])
+    return True
+
+
+# --- @cwd: the working directory, relative to the request's `cwd` (so "sub" after
+# os.chdir("sub"), "." by default), absolute only when no relative path leads there. A
+# directory that vanished: the cell runs in the request's cwd, and nothing is reported.
+
+
+def _cwd_capture():
+    here = os.getcwd()
+    if here == ST.cwd_base:
+        return "."
+    try:
+        rel = os.path.relpath(here, ST.cwd_base)
+    except ValueError:  # another drive
+        return here
+    return rel
+
+
+def _cwd_restore(state):
+    try:
+        os.chdir(os.path.join(ST.cwd_base, state))
+    except OSError as e:
+        _diag("working directory %r is gone (%s); staying in %s" % (state, e, ST.cwd_base))
+        os.chdir(ST.cwd_base)
+
+
+# --- @sys.path: entries added before / after the start-up sys.path ("edit"), or the whole
+# list when the start-up entries are not all there in order.
+
+
+def _syspath_capture():
+    live = list(sys.path)
+    base = ST.sys_path
+    if live == base:
+        return ("edit", (), ())
+    n = len(base)
+    for i in range(len(live) - n + 1):
+        if live[i:i + n] == base:
+            return ("edit", tuple(live[:i]), tuple(live[i + n:]))
+    return ("list", tuple(live))
+
+
+def _syspath_restore(state):
+    if state[0] == "edit":
+        new = list(state[1]) + list(ST.sys_path) + list(state[2])
+    else:
+        new = list(state[1])
+    if isinstance(sys.path, list):
+        if sys.path != new:
+            sys.path[:] = new
+    else:
+        sys.path = new
+
+
+# --- @os.environ: (variables set or changed, variables removed) relative to the worker's
+# start-up environment plus what libraries set while imported. Restored through os.environ,
+# so that putenv / unsetenv happen and subprocesses see it too.
+
+
+def _env_raw():
+    data = getattr(os.environ, "_data", None)
+    return dict(data) if isinstance(data, dict) else dict(os.environ)
+
+
+def _env_decoders():
+    if isinstance(getattr(os.environ, "_data", None), dict):
+        return os.environ.decodekey, os.environ.decodevalue
+    return (lambda k: k), (lambda v: v)
+
+
+def _env_init(pristine):
+    ST.env_base_raw = _env_raw()
+    return ((), ())
+
+
+def _env_capture():
+    data = getattr(os.environ, "_data", None)
+    base = ST.env_base_raw
+    if isinstance(data, dict) and data == base:
+        return ((), ())
+    raw = _env_raw()
+    dk, dv = _env_decoders()
+    changed = sorted((dk(k), dv(v)) for k, v in raw.items() if base.get(k, _MISSING) != v)
+    removed = sorted(dk(k) for k in base if k not in raw)
+    return (tuple(changed), tuple(removed))
+
+
+def _env_restore(state):
+    changed, removed = state
+    dk, dv = _env_decoders()
+    want = {dk(k): dv(v) for k, v in ST.env_base_raw.items()}
+    for k in removed:
+        want.pop(k, None)
+    want.update(changed)
+    for k in list(os.environ):
+        if k not in want:
+            del os.environ[k]
+    for k, v in want.items():
+        if os.environ.get(k) != v:
+            os.environ[k] = v
+
+
+def _env_fold(before, after):
+    if before == after:
+        return False
+    base = ST.env_base_raw
+    for k in set(before) | set(after):
+        if before.get(k, _MISSING) != after.get(k, _MISSING):
+            if k in after:
+                base[k] = after[k]
+            else:
+                base.pop(k, None)
+    return True
+
+
+PROBES = [
+    _Probe("@numpy.random", "numpy.random", _np_random_capture, _np_random_restore,
+           quick=_np_random_quick),
+    _Probe("@random", None, _random_capture, _random_restore),
+    _Probe("@matplotlib.rcParams", "matplotlib", _rc_capture, _rc_restore, _rc_init,
+           quick=_rc_quick),
+    _Probe("@pandas.options", "pandas", _pd_capture, _pd_restore, _pd_init, quick=_pd_quick),
+    _Probe("@warnings.filters", None, _warn_capture, _warn_restore, _warn_init,
+           _warn_snap, _warn_fold, _warn_quick),
+    _Probe("@numpy.printoptions", "numpy", _np_print_capture, _np_print_restore, _np_print_init),
+    _Probe("@cwd", None, _cwd_capture, _cwd_restore, lambda pristine: "."),
+    _Probe("@sys.path", None, _syspath_capture, _syspath_restore,
+           lambda pristine: ("edit", (), ())),
+    _Probe("@os.environ", None, _env_capture, _env_restore, _env_init, _env_raw, _env_fold,
+           lambda state: _env_raw()),
+]
+_PROBE_NAMES = frozenset(p.name for p in PROBES)
+_PROBE_MODULES = {}  # module -> the probes that need it
+for _probe in PROBES:
+    if _probe.module is not None:
+        _PROBE_MODULES.setdefault(_probe.module, []).append(_probe)
+
+
+def _probe_dumps(name, state):
+    """The blob of a state: `{name: state}` pickled without memo (fast mode: equal values give
+    equal bytes whatever their identities), by the C pickler when it can (plain data: cheaper
+    than cloudpickle by ~10 us), else by cloudpickle (functions, classes of the notebook)."""
+    payload = {name: state}
+    for pickler_class in (pickle.Pickler, ST.cloudpickle.Pickler):
+        buf = io.BytesIO()
+        try:
+            pickler = pickler_class(buf, protocol=5)
+            pickler.fast = True
+            pickler.dump(payload)
+            return buf.getvalue()
+        except Exception:
+            continue
+    return ST.cloudpickle.dumps(payload, protocol=5)  # a cycle: fast mode refuses them
+
+
+def _probe_loaded(p):
+    return p.module is None or p.module in sys.modules
+
+
+def _probe_seen(p, pristine=True):
+    """Set p's base and default up the first time its module is seen; False if p is off."""
+    if p.name in ST.probe_default:
+        return True
+    if p.name in ST.probe_off:
+        return False
+    try:
+        state = p.init(pristine) if p.init is not None else p.capture()
+        ST.probe_default[p.name] = (state, _probe_dumps(p.name, state))
+        return True
+    except Exception as e:
+        ST.probe_off.add(p.name)
+        _diag("state probe %s is off in this worker: %s: %s" % (p.name, type(e).__name__, e))
+        return False
+
+
+def _probe_blob(p, like=None):
+    """(state, blob) of p now, blob None if the state cannot be pickled; None if p cannot be
+    captured. `like`: a (state, blob) the state may equal, whose blob then is reused."""
+    try:
+        state = p.capture()
+    except Exception as e:
+        _diag("cannot capture %s: %s: %s" % (p.name, type(e).__name__, e))
+        return None
+    if like is not None and like[1] is not None and _same(state, like[0]):
+        return like
+    try:
+        return state, _probe_dumps(p.name, state)
+    except Exception:
+        return state, None
+
+
+def _probe_token(p, start):
+    """Take p's quick token when a cell starts in `start` (state, blob)."""
+    if p.quick is None:
+        return
+    try:
+        token = p.quick(start[0])
+    except Exception:
+        token = None
+    if token is not None:
+        ST.probe_tokens[p.name] = token
+
+
+def _probes_init():
+    """At worker start: the defaults of the probes whose module is there."""
+    __import__("random")  # (imported by tempfile anyway): @random's default is its state now
+
+    for p in PROBES:
+        if _probe_loaded(p):
+            _probe_seen(p)
+    ST.probes_ready = True
+
+
+def _probes_begin(inputs):
+    """Before a cell: every probe whose module is imported in its wanted state (the input's,
+    else the default), skipping those already in it; the start states of the cell, (state,
+    blob), in ST.probe_start. Inputs of probes whose module is not imported wait in
+    ST.probe_pending for the import. Returns None, or (probe name, exception) when an input
+    state cannot be put in place."""
+    start = {}
+    ST.probe_pending = {}
+    ST.probe_tokens = {}
+    now = ST.probe_now
+    for p in PROBES:
+        want = inputs.get(p.name)
+        if not _probe_loaded(p) or not _probe_seen(p):
+            if want is not None:
+                ST.probe_pending[p.name] = want
+            continue
+        if want is None:
+            want = ST.probe_default[p.name]
+            is_input = False
+        else:
+            is_input = True
+        known = now.get(p.name)
+        if want[1] is not None and known is not None and known[1] == want[1]:
+            start[p.name] = want  # already in that state
+            _probe_token(p, want)
+            continue
+        now.pop(p.name, None)
+        try:
+            p.restore(want[0])
+        except Exception as e:
+            if is_input:
+                ST.probe_start = None
+                return p.name, e
+            _diag("cannot restore the default of %s: %s: %s" % (p.name, type(e).__name__, e))
+        got = _probe_blob(p, want)
+        if got is not None:
+            start[p.name] = got
+            _probe_token(p, got)
+    ST.probe_start = start
+    ST.probe_now = {k: v for k, v in start.items() if v[1] is not None}
+    return None
+
+
+def _probe_module_imported(fullname):
+    """A probe's module was just imported: its default, and, inside a cell, its start state
+    (the pending input put in place, else the state it was imported with)."""
+    for p in _PROBE_MODULES.get(fullname, ()):
+        if not _probe_seen(p):
+            continue
+        start = ST.probe_start
+        if start is None or p.name in start:
+            continue
+        pending = ST.probe_pending.pop(p.name, None)
+        if pending is not None:
+            try:
+                p.restore(pending[0])
+            except Exception as e:
+                _diag("cannot restore %s: %s: %s" % (p.name, type(e).__name__, e))
+        got = _probe_blob(p, pending or ST.probe_default[p.name])
+        if got is not None:
+            start[p.name] = got
+            _probe_token(p, got)
+
+
+def _probes_end():
+    """After a successful cell: {name: (state, blob or None, changed)} for every probe whose
+    module is imported. `changed`: its blob differs from the state the cell started with."""
+    start = ST.probe_start or {}
+    tokens = ST.probe_tokens
+    ST.probe_start = None
+    ST.probe_pending = {}
+    ST.probe_tokens = {}
+    out = {}
+    for p in PROBES:
+        if not _probe_loaded(p) or not _probe_seen(p, pristine=False):
+            continue
+        # Imported without our hook seeing it: it started from its default.
+        before = start.get(p.name) or ST.probe_default[p.name]
+        token = tokens.get(p.name)
+        if token is not None and before[1] is not None:
+            try:
+                if p.quick(before[0]) == token:
+                    out[p.name] = (before[0], before[1], False)
+                    continue
+            except Exception:
+                pass
+        got = _probe_blob(p, before)
+        if got is None:
+            continue
+        state, blob = got
+        changed = blob is None or before[1] is None or blob != before[1]
+        out[p.name] = (state, blob, changed)
+    ST.probe_now = {k: (v[0], v[1]) for k, v in out.items() if v[1] is not None}
+    return out
+
+
+def _probes_forget():
+    """After a failed cell (or a runner error): the probes' states are unknown."""
+    ST.probe_start = None
+    ST.probe_pending = {}
+    ST.probe_tokens = {}
+    ST.probe_now = {}
+
+
+def _window_open():
+    """Start of an import window: the outermost import in progress (or IPython's set-up).
+    Returns the raw snapshots of the probes that fold; `_window_close` makes what changed
+    meanwhile part of their bases, so it is never attributed to a cell."""
+    ST.import_depth += 1
+    snaps = {}
+    for p in PROBES:
+        if p.snap is not None and p.name in ST.probe_default:
+            try:
+                snaps[p.name] = (p, p.snap())
+            except Exception:
+                pass
+    return snaps
+
+
+def _window_close(snaps):
+    ST.import_depth -= 1
+    for name, (p, before) in (snaps or {}).items():
+        try:
+            if p.fold(before, p.snap()) and ST.probe_start is None:
+                ST.probe_now.pop(name, None)  # between cells: recapture before the next one
+        except Exception as e:
+            _diag("state probe %s: %s: %s" % (name, type(e).__name__, e))
+
+
+# ---------------------------------------------------------------------------------------------
 # Running a cell
 
 
@@ -1125,8 +2031,13 @@ def _ipython_shell(module):
 
         config = Config()
         config.HistoryManager.enabled = False
-        # Not .instance(): libraries probing IPython's get_ipython() keep seeing None.
-        ST.shell = WorkerShell(config=config, user_module=module)
+        # Not .instance(): libraries probing IPython's get_ipython() keep seeing None. What the
+        # shell does to warnings filters and the environment is the worker's, not the cell's.
+        snaps = _window_open()
+        try:
+            ST.shell = WorkerShell(config=config, user_module=module)
+        finally:
+            _window_close(snaps)
     shell = ST.shell
     shell.user_module = module
     shell.user_ns = module.__dict__
@@ -1248,9 +2159,13 @@ def _restore_globals_state():
         sys.setrecursionlimit(ST.recursion_limit)
     except Exception:
         pass
-    if not isinstance(sys.path, list):
-        sys.path = []
-    sys.path[:] = ST.sys_path
+    if not isinstance(sys.path, list):  # its content is the @sys.path probe's business
+        try:
+            sys.path = [p for p in sys.path]
+        except Exception:
+            sys.path = list(ST.sys_path)
+    if not any(isinstance(f, _PostImportFinder) for f in sys.meta_path):
+        _install_post_import()
     sys.argv = list(ST.sys_argv)
     sys.modules["__main__"] = ST.main_module
     current = builtins.__dict__
@@ -1267,6 +2182,63 @@ def _restore_globals_state():
         pass
 
 
+def _load_group(group, names, blobs, loaded, unpickler, ns, input_names, probe_inputs):
+    """Bind the names of one input group in ns (state probes go to probe_inputs instead)."""
+    if group.get("resident") is not None:
+        rid = group["resident"]
+        values = ST.residents.get(rid)
+        if values is None:
+            raise LookupError(
+                "resident values %s (%s) are not held by this worker (pid %d)"
+                % (rid, ", ".join(names), os.getpid())
+            )
+    else:
+        index = group.get("blob")
+        if index not in loaded:
+            if not isinstance(index, int) or not 0 <= index < len(blobs):
+                raise LookupError("input blob %r is not in the frame" % (index,))
+            known = ST.probe_now.get(names[0]) if len(names) == 1 else None
+            if known is not None and known[1] == blobs[index]:
+                # The state this worker is in: no need to unpickle it again.
+                probe_inputs[names[0]] = known
+                return
+            values = unpickler(io.BytesIO(blobs[index])).load()
+            ns["__builtins__"] = builtins
+            if not isinstance(values, dict):
+                raise TypeError("input blob %d is not a dict of values" % index)
+            loaded[index] = values
+        values = loaded[index]
+    for name in names:
+        if name not in values:
+            raise LookupError("input %r is missing from its group" % name)
+        if name.startswith("@"):  # a state probe: never bound in the namespace
+            if name not in _PROBE_NAMES:
+                _diag("unknown state probe %s ignored" % name)
+                continue
+            blob = None
+            if group.get("blob") is not None and len(names) == 1 and len(values) == 1:
+                blob = bytes(blobs[group["blob"]])  # the bytes a worker made: its blob
+            else:
+                try:
+                    blob = _probe_dumps(name, values[name])
+                except Exception:
+                    blob = None
+            probe_inputs[name] = (values[name], blob)
+            continue
+        ns[name] = values[name]
+        input_names.append(name)
+
+
+def _input_error(names, e):
+    """(error, output) of inputs that could not be loaded."""
+    head = "nbmemo: could not load the inputs %s of this cell:" % ", ".join(names)
+    lines = [head] + "".join(traceback.format_exception_only(type(e), e)).splitlines()
+    err = {"ename": type(e).__name__, "evalue": str(e), "traceback": lines, "line": None}
+    out = {"output_type": "error", "ename": err["ename"], "evalue": err["evalue"],
+           "traceback": list(lines)}
+    return err, out
+
+
 def _handle_exec(req, blobs):
     cell = req.get("cell")
     source = req.get("code") or ""
@@ -1277,12 +2249,14 @@ def _handle_exec(req, blobs):
     suppressed = bool(req.get("display_suppressed"))
     res = _result(cell)
 
-    cwd = req.get("cwd")
-    if cwd:
-        try:
-            os.chdir(cwd)
-        except OSError as e:
-            return _fail(res, *_simple_error(type(e).__name__, "cannot chdir to %r: %s" % (cwd, e), []))
+    cwd = req.get("cwd") or ST.start_cwd
+    try:
+        os.chdir(cwd)
+        ST.cwd_base = os.getcwd()
+    except OSError as e:
+        return _fail(res, *_simple_error(type(e).__name__, "cannot chdir to %r: %s" % (cwd, e), []))
+    if "@cwd" in ST.probe_default:
+        ST.probe_now["@cwd"] = ST.probe_default["@cwd"]  # "." is where the worker is now
 
     module = types.ModuleType("__main__")
     ns = module.__dict__
@@ -1291,49 +2265,35 @@ def _handle_exec(req, blobs):
             del ns[k]
     ns["__builtins__"] = builtins
 
-    # Inputs
+    # Inputs. The groups holding state probes first, and the probes put in place (sys.path,
+    # the working directory...) before the other values are unpickled: unpickling imports the
+    # modules of their classes, which may live in a folder a cell added to sys.path.
     input_names = []
+    probe_inputs = {}  # probe name -> (state, blob or None)
     loaded = {}
     unpickler = _make_unpickler(ns)
-    for group in req.get("inputs") or []:
-        names = list(group.get("names") or [])
-        try:
-            if group.get("resident") is not None:
-                rid = group["resident"]
-                values = ST.residents.get(rid)
-                if values is None:
-                    raise LookupError(
-                        "resident values %s (%s) are not held by this worker (pid %d)"
-                        % (rid, ", ".join(names), os.getpid())
-                    )
-            else:
-                index = group.get("blob")
-                if index not in loaded:
-                    if not isinstance(index, int) or not 0 <= index < len(blobs):
-                        raise LookupError("input blob %r is not in the frame" % (index,))
-                    values = unpickler(io.BytesIO(blobs[index])).load()
-                    ns["__builtins__"] = builtins
-                    if not isinstance(values, dict):
-                        raise TypeError("input blob %d is not a dict of values" % index)
-                    loaded[index] = values
-                values = loaded[index]
-            for name in names:
-                if name not in values:
-                    raise LookupError("input %r is missing from its group" % name)
-                ns[name] = values[name]
-                input_names.append(name)
-        except BaseException as e:
-            head = "nbmemo: could not load the inputs %s of this cell:" % ", ".join(names)
-            lines = [head] + "".join(traceback.format_exception_only(type(e), e)).splitlines()
-            err = {"ename": type(e).__name__, "evalue": str(e), "traceback": lines, "line": None}
-            out = {"output_type": "error", "ename": err["ename"], "evalue": err["evalue"],
-                   "traceback": list(lines)}
-            return _fail(res, err, out)
+    groups = list(req.get("inputs") or [])
+    with_probes = [any(str(n).startswith("@") for n in g.get("names") or []) for g in groups]
+    trackers = _TrackerIds(filename, source, groups, blobs)
+    for phase in (True, False):
+        for group in (g for g, w in zip(groups, with_probes) if w is phase):
+            names = list(group.get("names") or [])
+            try:
+                _load_group(group, names, blobs, loaded, unpickler, ns, input_names, probe_inputs)
+            except BaseException as e:
+                if not phase:
+                    _probes_forget()
+                return _fail(res, *_input_error(names, e))
+        if phase:
+            with trackers:
+                failed = _probes_begin(probe_inputs)
+            if failed is not None:
+                _probes_forget()
+                return _fail(res, *_input_error([failed[0]], failed[1]))
     loaded.clear()
     inputs_set = set(input_names)
     captured_only = {k: v for k, v in ns.items() if k not in inputs_set and k not in ("__name__", "__builtins__")}
     bound_before = set(ns)
-    trackers = _TrackerIds(filename, source, req.get("inputs") or [], blobs)
     with trackers:
         before = {n: _fingerprint(ns[n]) for n in candidates if n in ns}
 
@@ -1438,6 +2398,7 @@ def _handle_exec(req, blobs):
     res["stderr"] = data["stderr"].decode("utf-8", "replace")
     res["outputs"] = cap.build_outputs(data)
     if error is not None:
+        _probes_forget()
         res["status"] = "error"
         res["error"] = error[0]
         return res, []
@@ -1454,12 +2415,13 @@ def _handle_exec(req, blobs):
         writes = [n for n in ns if not (n.startswith("__") and n.endswith("__"))]
     returned = set(n for n in writes if rebound(n))
     with trackers:
+        probes = _probes_end()
         return _collect_values(res, ns, writes, candidates, returned, before, rebound, inputs_set,
-                               bound_before)
+                               bound_before, probes)
 
 
 def _collect_values(res, ns, writes, candidates, returned, before, rebound, inputs_set,
-                    bound_before):
+                    bound_before, probes=None):
     cp = ST.cloudpickle
     mutated = []
     for n in candidates:
@@ -1495,6 +2457,24 @@ def _collect_values(res, ns, writes, candidates, returned, before, rebound, inpu
             unpicklable.extend(_unpicklable_entries(payload, rid, e))
             continue
         values.append({"names": group, "blob": len(out_blobs)})
+        out_blobs.append(blob)
+    # State probes: each its own group, when it changed, or when `writes` names it (as a name
+    # bound after the cell is returned; a barrier's `writes` names no probe: it returns those
+    # it changed).
+    written = set(writes)
+    for name, (state, blob, changed) in sorted((probes or {}).items()):
+        if not (changed or name in written):
+            continue
+        if changed and name in candidates:
+            mutated.append(name)
+        if blob is None:
+            ST.resident_counter += 1
+            rid = "r%d" % ST.resident_counter
+            ST.residents[rid] = {name: state}
+            unpicklable.append({"name": name, "type": type(state).__qualname__, "resident": rid,
+                                "reason": "the state of %s cannot be pickled" % name})
+            continue
+        values.append({"names": [name], "blob": len(out_blobs)})
         out_blobs.append(blob)
     res["values"] = values
     res["unpicklable"] = unpicklable
@@ -1595,6 +2575,7 @@ def _hello(cp_version, error=None):
         "ipython": ST.ipython_version,
         "executable": sys.executable,
         "site_dirs": _site_dirs(),
+        "probes": [p.name for p in PROBES],
     }
     if error is not None:
         msg["error"] = error
@@ -1645,6 +2626,8 @@ def _setup_process():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     except Exception:
         pass
+    ST.start_cwd = ST.cwd_base = os.getcwd()
+    _probes_init()
 
 
 def main():
@@ -1681,6 +2664,7 @@ def main():
                 res, out_blobs = _handle_exec(header, blobs)
             except BaseException as e:  # a runner bug: still answer
                 ST.capture = None
+                _probes_forget()
                 try:
                     _restore_globals_state()
                 except BaseException:
