@@ -127,3 +127,15 @@ fn which(name: &str) -> Option<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
 }
+
+/// Held by tests that load the machine (the corpus) and by tests that assert that cells
+/// overlapped in time, so a heavy test running alongside cannot starve the workers of a timing
+/// test (cargo runs the tests of one binary in parallel threads).
+pub static MACHINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`MACHINE`] (a poisoned lock is still a lock: another test's failure is not ours).
+pub fn machine() -> std::sync::MutexGuard<'static, ()> {
+    MACHINE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

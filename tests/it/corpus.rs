@@ -687,6 +687,7 @@ fn check_notebook(name: &str) -> Outcome {
     reason = "the per-notebook report (parallelism, known gaps) is the point of `--nocapture`"
 )]
 fn corpus_notebooks_run_like_sequential_execution() {
+    let _machine = crate::common::machine();
     let started = Instant::now();
     let only: Option<Vec<String>> = std::env::var("CORPUS_ONLY").ok().map(|names| {
         names

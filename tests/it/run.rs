@@ -327,6 +327,7 @@ fn a_failing_cell_skips_exactly_its_dependants() {
 
 #[test]
 fn independent_cells_overlap_in_time() {
+    let _machine = crate::common::machine();
     let project = Project::new();
     let cells = [
         "import time",
@@ -666,6 +667,7 @@ fn plan_says_cached_or_would_run() {
 /// Several notebooks in one run share the workers: their cells run side by side.
 #[test]
 fn several_notebooks_run_together() {
+    let _machine = crate::common::machine();
     let project = Project::new();
     project.write_notebook("a.ipynb", &["import time\ntime.sleep(0.5)\nprint('a')"]);
     project.write_notebook("b.ipynb", &["import time\ntime.sleep(0.5)\nprint('b')"]);

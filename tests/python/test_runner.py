@@ -748,6 +748,135 @@ class OptionalPackagesTest(unittest.TestCase):
         self.assertEqual(r.status, "ok", r.error)
         self.assertEqual(sorted(r.groups()), [("a", "v"), ("b",), ("np",)])
 
+    def _ok(self, r):
+        self.assertEqual(r.status, "ok", (r.error, r.stderr))
+        return r
+
+    def _group_of(self, r, name):
+        for names, blob in r.groups().items():
+            if name in names:
+                return names, blob
+        self.fail("%s not returned: %s" % (name, r.values))
+
+    @unittest.skipUnless(_has("numpy"), "numpy is not installed")
+    def test_numpy_view_of_input_stays_a_view_on_another_worker(self):
+        r1 = self._ok(self.w.exec("import numpy as np\nx = np.arange(12).reshape(3, 4)",
+                                  writes=["np", "x"]))
+        inputs, blobs = r1.value_inputs()
+        # The view is bound in another cell: its group takes its base (an input) along.
+        r2 = self._ok(self.w.exec("sub = x[:2, :2]", inputs=inputs, blobs=blobs, writes=["sub"],
+                                  cell=2))
+        names, blob = self._group_of(r2, "sub")
+        self.assertEqual(names, ("sub", "x"))
+        loaded = pickle.loads(blob)  # plain pickle: nothing of the runner needed to load
+        import numpy as np
+        self.assertTrue(np.shares_memory(loaded["sub"], loaded["x"]))
+        inputs, blobs = r2.value_inputs()
+        w2 = Worker()
+        try:
+            r3 = self._ok(w2.exec("print(np.shares_memory(sub, x))\nsub[0, 0] = 99\nprint(x[0])",
+                                  inputs=inputs + [{"names": ["np"], "blob": len(blobs)}],
+                                  blobs=blobs + [r1.groups()[("np",)]],
+                                  candidates=["sub"], cell=3))
+        finally:
+            w2.close()
+        self.assertEqual(r3.stdout, "True\n[99  1  2  3]\n")
+        self.assertEqual(r3.mutated, ["sub"])
+        names, blob = self._group_of(r3, "sub")
+        self.assertEqual(names, ("sub", "x"))
+        loaded = pickle.loads(blob)
+        self.assertEqual(loaded["x"][0, 0], 99)
+        self.assertTrue(np.shares_memory(loaded["sub"], loaded["x"]))
+
+    @unittest.skipUnless(_has("numpy"), "numpy is not installed")
+    def test_numpy_views_of_views_and_non_contiguous(self):
+        code = (
+            "import numpy as np\n"
+            "x = np.arange(12).reshape(3, 4)\n"
+            "sub = x[:2, :2]\n"
+            "vv = sub[::-1, 1:]\n"
+            "nc = x[::2, 1:]\n"
+            "t = x.T\n"
+            "flat = x.ravel()\n"
+            "ro = x[1:]\n"
+            "ro.flags.writeable = False\n"
+            "bc = np.broadcast_to(x[0], (2, 4))\n"
+        )
+        names = ["bc", "flat", "nc", "ro", "sub", "t", "vv", "x"]
+        r = self._ok(self.w.exec(code, writes=["np"] + names))
+        group, blob = self._group_of(r, "x")
+        self.assertEqual(list(group), names)
+        import numpy as np
+        ref = {}
+        exec(code, ref)
+        for loaded in (pickle.loads(blob), pickle.loads(blob)):
+            for n in names:
+                v = loaded[n]
+                self.assertIs(type(v), np.ndarray, n)
+                self.assertTrue(np.array_equal(v, ref[n]), n)
+                self.assertTrue(np.shares_memory(v, loaded["x"]), n)
+                self.assertEqual(v.strides if n != "x" else None,
+                                 ref[n].strides if n != "x" else None, n)
+                self.assertEqual(v.flags.writeable, ref[n].flags.writeable, n)
+            loaded["vv"][0, 0] = -1  # vv[0, 0] is sub[1, 1] is x[1, 1]
+            self.assertEqual(loaded["x"][1, 1], -1)
+            self.assertEqual(loaded["t"][1, 1], -1)
+            self.assertEqual(loaded["flat"][5], -1)
+            self.assertEqual(loaded["ro"][0, 1], -1)
+            loaded["nc"][1, 0] = -2  # x[2, 1]
+            self.assertEqual(loaded["x"][2, 1], -2)
+            self.assertEqual(loaded["bc"][1, 2], loaded["x"][0, 2])
+
+    @unittest.skipUnless(_has("numpy"), "numpy is not installed")
+    def test_numpy_view_without_its_base_is_a_copy(self):
+        r = self._ok(self.w.exec("import numpy as np\nsub = np.arange(12).reshape(3, 4)[:2, 1:]",
+                                 writes=["np", "sub"]))
+        _, blob = self._group_of(r, "sub")
+        import numpy as np
+        # What cloudpickle makes of the view alone: numpy's reduce, a copy of its elements.
+        self.assertEqual(blob, cloudpickle.dumps({"sub": np.arange(12).reshape(3, 4)[:2, 1:]},
+                                                 protocol=5))
+        self.assertEqual(pickle.loads(blob)["sub"].tolist(), [[1, 2, 3], [5, 6, 7]])
+
+    @unittest.skipUnless(_has("numpy"), "numpy is not installed")
+    def test_numpy_view_groups_equal_bytes_across_workers(self):
+        code = ("import numpy as np\nx = np.arange(24.0).reshape(4, 6)\nt = x.T\n"
+                "sub = x[1:3, ::2]\nd = {'rev': x[::-1], 'whole': x}\n")
+        writes = ["np", "x", "t", "sub", "d"]
+        w2 = Worker()
+        try:
+            r1 = self._ok(self.w.exec(code, writes=writes))
+            r2 = self._ok(w2.exec("import gc\njunk = [bytearray(1000) for _ in range(50)]\n" + code,
+                                  writes=writes))
+            self.assertEqual(r1.groups(), r2.groups())
+            # Loaded and pickled again (another worker, other addresses): the same bytes.
+            inputs, blobs = r1.value_inputs()
+            r3 = self._ok(w2.exec("pass", inputs=inputs, blobs=blobs, candidates=["x", "d"],
+                                  writes=["t", "sub"]))
+            self.assertEqual(r3.mutated, [])
+            self.assertEqual(r3.groups()[("d", "sub", "t", "x")], r1.groups()[("d", "sub", "t", "x")])
+        finally:
+            w2.close()
+
+    @unittest.skipUnless(_has("pandas"), "pandas is not installed")
+    def test_pandas_frame_and_column_round_trip(self):
+        r = self._ok(self.w.exec(
+            "import pandas as pd\n"
+            "df = pd.DataFrame({'a': [1.0, 2.0, 3.0], 'b': [4.0, 5.0, 6.0], 's': list('xyz')})\n"
+            "col = df['a']\nvals = df[['a', 'b']].values\n",
+            writes=["pd", "df", "col", "vals"]))
+        loaded = r.load()
+        import pandas as pd
+        pd.testing.assert_frame_equal(
+            loaded["df"], pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0], "s": list("xyz")}))
+        pd.testing.assert_series_equal(loaded["col"], pd.Series([1.0, 2.0, 3.0], name="a"))
+        self.assertEqual(loaded["vals"].tolist(), [[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]])
+        inputs, blobs = r.value_inputs()
+        r2 = self._ok(self.w.exec("print(df.loc[1, 'a'], col.sum(), df.shape)", inputs=inputs,
+                                  blobs=blobs, candidates=["df", "col"], cell=2))
+        self.assertEqual(r2.stdout, "2.0 6.0 (3, 3)\n")
+        self.assertEqual(r2.mutated, [])
+
     @unittest.skipUnless(_has("matplotlib"), "matplotlib is not installed")
     def test_matplotlib_figures(self):
         code = (

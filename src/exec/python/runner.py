@@ -35,7 +35,9 @@ modules, functions of other modules, enum members, numpy dtypes, pandas indexes 
 numpy views reach their `.base`; by-value functions are walked through their defaults,
 closures and attributes, never their globals). A group that cannot be pickled stays in the
 worker as a resident group. Classes defined by a cell get deterministic cloudpickle tracker
-ids, so equal code gives equal bytes in every worker.
+ids, so equal code gives equal bytes in every worker. A numpy view of an array pickled in the
+same group is pickled as a view of it (anchor, byte offset, shape, strides, dtype), so it comes
+back as a view, not a copy (`_dumps_group`).
 """
 
 import _ast as ast  # the C module: `import ast` costs milliseconds at start-up
@@ -1023,6 +1025,112 @@ class _TrackerIds:
             for m in self.holders:
                 m._get_or_create_tracker_id = self.orig
         return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Value groups: numpy views of an array of the same group stay views
+
+
+def _array_extent(a):
+    """(first element address, lowest address, one past the highest address) of an ndarray."""
+    ptr = a.__array_interface__["data"][0]
+    lo = hi = ptr
+    for n, s in zip(a.shape, a.strides):
+        if s < 0:
+            lo += s * (n - 1)
+        else:
+            hi += s * (n - 1)
+    return ptr, lo, hi + a.itemsize
+
+
+def _view_plan(arrays):
+    """{id(view): (anchor, byte offset)} for the arrays a group pickle met, in order.
+
+    Arrays whose memory overlaps come from one allocation: in each such cluster the anchor is
+    the largest C-contiguous array (the first met among equals), pickled as usual (numpy's
+    reduce keeps a C-contiguous layout, so byte offsets into it stay valid after loading); every
+    other array of the cluster that lies within the anchor's bytes is pickled as a view of it.
+    Only the values' geometry decides, so equal states give equal bytes in every worker.
+    """
+    recs = []
+    for i, a in enumerate(arrays):
+        if a.size == 0 or a.dtype.hasobject:
+            continue
+        ptr, lo, hi = _array_extent(a)
+        recs.append((lo, hi, i, ptr, a))
+    recs.sort(key=lambda r: (r[0], r[2]))
+    clusters, end = [], None
+    for r in recs:
+        if end is None or r[0] >= end:
+            clusters.append([])
+            end = r[1]
+        clusters[-1].append(r)
+        end = max(end, r[1])
+    plan = {}
+    for c in clusters:
+        if len(c) < 2:
+            continue
+        anchors = [r for r in c if r[4].flags.c_contiguous]
+        if not anchors:
+            continue
+        alo, ahi, _, aptr, anchor = min(anchors, key=lambda r: (r[0] - r[1], r[2]))
+        for lo, hi, _, ptr, a in c:
+            if a is anchor or lo < alo or hi > ahi:
+                continue
+            if a.flags.writeable and not anchor.flags.writeable:
+                continue  # the loaded anchor would be read-only: keep a writeable copy
+            plan[id(a)] = (anchor, ptr - aptr)
+    return plan
+
+
+def _dumps_group(payload):
+    """The blob of a value group: cloudpickle (protocol 5) of `payload`.
+
+    When numpy is imported, the pickle notes the ndarrays it meets; if some of them share
+    memory (a view and its base, both reachable from the group), it pickles again with those
+    views as `numpy.ndarray(shape, dtype, anchor, offset, strides)` (through `as_strided` for a
+    read-only view), so that they come back as views of the loaded anchor, not as copies.
+    """
+    cp = ST.cloudpickle
+    np = sys.modules.get("numpy")
+    ndarray = getattr(np, "ndarray", None) if np is not None else None
+    if not isinstance(ndarray, type) or not hasattr(cp.Pickler, "reducer_override"):
+        return cp.dumps(payload, protocol=5)
+    seen = []  # also keeps every array met alive: no address is reused while planning
+
+    class Observer(cp.Pickler):
+        def reducer_override(self, obj):
+            if type(obj) is ndarray:
+                seen.append(obj)
+            return super().reducer_override(obj)
+
+    buf = io.BytesIO()
+    Observer(buf, protocol=5).dump(payload)
+    if len(seen) < 2:
+        return buf.getvalue()
+    plan = _view_plan(seen)
+    if not plan:
+        return buf.getvalue()
+    as_strided = np.lib.stride_tricks.as_strided
+    inner = {}  # id -> same-geometry stand-ins for read-only views (kept alive here)
+
+    class ViewPickler(cp.Pickler):
+        def reducer_override(self, obj):
+            if type(obj) is ndarray:
+                entry = plan.get(id(obj))
+                if entry is not None:
+                    anchor, offset = entry
+                    if obj.flags.writeable or id(obj) in inner:
+                        return ndarray, (obj.shape, obj.dtype, anchor, offset, obj.strides)
+                    stand_in = obj.view()
+                    inner[id(stand_in)] = stand_in
+                    plan[id(stand_in)] = entry
+                    return as_strided, (stand_in, None, None, False, False)
+            return super().reducer_override(obj)
+
+    buf = io.BytesIO()
+    ViewPickler(buf, protocol=5).dump(payload)
+    return buf.getvalue()
 
 
 def _fingerprint(value):
@@ -2449,7 +2557,7 @@ def _collect_values(res, ns, writes, candidates, returned, before, rebound, inpu
     for group in groups:
         payload = {n: ns[n] for n in group}
         try:
-            blob = cp.dumps(payload, protocol=5)
+            blob = _dumps_group(payload)
         except BaseException as e:
             ST.resident_counter += 1
             rid = "r%d" % ST.resident_counter
