@@ -275,6 +275,9 @@ impl<'a> Builder<'a> {
         let mut writes = analysis.writes.clone();
         let mut mutates = analysis.may_mutate.clone();
         let mut carried_here: FxHashSet<FunctionId> = FxHashSet::default();
+        // Candidates only because a function body called them.
+        let mut called_in_bodies = NameSet::new();
+        let mut mutated_otherwise = NameSet::new();
         for name in analysis.functions.keys() {
             let id = self.function_id(idx, name);
             carried_here.insert(id);
@@ -334,7 +337,14 @@ impl<'a> Builder<'a> {
                 };
                 queue.extend(summary.reads.iter().map(String::as_str));
                 writes.extend(summary.writes.iter().cloned());
-                mutates.extend(summary.mutates.iter().cloned());
+                for name in &summary.mutates {
+                    if summary.calls.contains(name) {
+                        called_in_bodies.insert(name.clone());
+                    } else {
+                        mutated_otherwise.insert(name.clone());
+                    }
+                    mutates.insert(name.clone());
+                }
                 if summary.dynamic {
                     let shown = if function == ANONYMOUS {
                         "a lambda".to_string()
@@ -391,7 +401,25 @@ impl<'a> Builder<'a> {
                 // A name the cell binds afresh before touching it holds no earlier value.
                 let fresh =
                     analysis.definite_writes.contains(name) && !analysis.reads.contains(name);
-                !fresh && !self.providers_of(name).is_empty() && !is_module(name)
+                // Calling a plainly defined function or class with no state of its own
+                // changes nothing of it (what its body changes is in its summary).
+                let changed_in_cell =
+                    analysis.may_mutate.contains(name) && !analysis.called_only.contains(name);
+                let only_called = (analysis.called_only.contains(name)
+                    || called_in_bodies.contains(name))
+                    && !changed_in_cell
+                    && !mutated_otherwise.contains(name);
+                let plain_call = only_called && {
+                    let providers = self.providers_of(name);
+                    !providers.is_empty()
+                        && providers.iter().all(|&provider| {
+                            analyses[provider]
+                                .functions
+                                .get(name)
+                                .is_some_and(|summary| !summary.stateful)
+                        })
+                };
+                !fresh && !plain_call && !self.providers_of(name).is_empty() && !is_module(name)
             })
             .collect();
         // Candidates an earlier run of this very code refuted order nothing (the worker still

@@ -77,6 +77,9 @@ pub struct CellAnalysis {
     /// `(bound, source)` pairs of plain aliasing statements (`b = a`, `c = obj.attr`, a loop
     /// variable and its iterable): after the cell, the two names may share an object.
     pub aliases: BTreeSet<(String, String)>,
+    /// May-mutate candidates that are only called (`f(x)` makes `f` one): the graph drops them
+    /// when the function is plainly defined and holds no state.
+    pub called_only: NameSet,
     /// Why the cell is a barrier; empty when it is not.
     pub barriers: Vec<Barrier>,
     /// Every syntax error, in order.
@@ -136,6 +139,7 @@ fn analyze_python(source: &str, extra_stores: &[String], line_offset: usize) -> 
         imports: symbols.imports,
         functions: symbols.functions,
         aliases: symbols.aliases,
+        called_only: symbols.called_only,
         barriers: dedup(symbols.barriers),
         syntax_errors: Vec::new(),
         code_hash: hash_code(flag, normalized.as_bytes()),
@@ -155,6 +159,7 @@ fn barrier_cell(source: &str, barrier: Barrier, syntax_errors: Vec<SyntaxError>)
         imports: NameSet::new(),
         functions: BTreeMap::new(),
         aliases: BTreeSet::new(),
+        called_only: NameSet::new(),
         barriers: vec![barrier],
         syntax_errors,
         code_hash: hash_code(b"raw\n", source.as_bytes()),

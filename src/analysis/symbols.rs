@@ -36,6 +36,11 @@ pub struct FunctionSummary {
     pub mutates: NameSet,
     /// The body uses `exec`, `eval`, `globals()`, `locals()` or `vars()`: calling it is a barrier.
     pub dynamic: bool,
+    /// Calling it may change the function object itself: it is decorated (a cache, a
+    /// counter…) or has a default argument that is not a literal constant (`acc=[]`).
+    pub stateful: bool,
+    /// Names in `mutates` only because the body calls them.
+    pub calls: NameSet,
 }
 
 impl FunctionSummary {
@@ -44,6 +49,8 @@ impl FunctionSummary {
         self.writes.extend(other.writes.iter().cloned());
         self.mutates.extend(other.mutates.iter().cloned());
         self.dynamic |= other.dynamic;
+        self.stateful |= other.stateful;
+        self.calls.extend(other.calls.iter().cloned());
     }
 }
 
@@ -114,6 +121,7 @@ pub(crate) struct ModuleSymbols {
     pub(crate) imports: NameSet,
     pub(crate) functions: BTreeMap<String, FunctionSummary>,
     pub(crate) aliases: BTreeSet<(String, String)>,
+    pub(crate) called_only: NameSet,
     pub(crate) barriers: Vec<Barrier>,
 }
 
@@ -124,6 +132,11 @@ pub(crate) fn analyze_module(suite: &[Stmt], extra_stores: &[String]) -> ModuleS
     for name in extra_stores {
         scope.store(name);
     }
+    let called_only = scope
+        .called_only
+        .intersection(&scope.mutated)
+        .cloned()
+        .collect();
     ModuleSymbols {
         reads: scope.loads,
         writes: scope.stores,
@@ -133,6 +146,7 @@ pub(crate) fn analyze_module(suite: &[Stmt], extra_stores: &[String]) -> ModuleS
         imports: scope.imports,
         functions: scope.functions,
         aliases: scope.aliases,
+        called_only,
         barriers: scope.barriers,
     }
 }
@@ -156,6 +170,9 @@ struct Deferred {
     global_writes: NameSet,
     global_mutated: NameSet,
     dynamic: bool,
+    stateful: bool,
+    /// Free names mutated only because the body calls them.
+    called: NameSet,
 }
 
 impl Deferred {
@@ -166,6 +183,8 @@ impl Deferred {
         self.global_writes.extend(other.global_writes);
         self.global_mutated.extend(other.global_mutated);
         self.dynamic |= other.dynamic;
+        self.stateful |= other.stateful;
+        self.called.extend(other.called);
     }
 
     /// The summary seen from module level, where every unresolved name is a global.
@@ -179,6 +198,8 @@ impl Deferred {
             writes: self.global_writes,
             mutates,
             dynamic: self.dynamic,
+            stateful: self.stateful,
+            calls: self.called,
         }
     }
 }
@@ -206,6 +227,10 @@ struct Scope {
     barriers: Vec<Barrier>,
     /// Module: `(bound, source)` pairs of plain aliasing statements (`b = a`, `c = obj.attr`).
     aliases: BTreeSet<(String, String)>,
+    /// Candidates only because the cell calls them (`f(x)` makes `f` one).
+    called_only: NameSet,
+    /// Set while recording the callee of a call as a candidate.
+    calling: bool,
     /// Names local to the comprehensions being walked, innermost last.
     comprehensions: Vec<FxHashSet<String>>,
     /// Set while walking comprehension targets, whose names are comprehension-local.
@@ -231,6 +256,8 @@ impl Scope {
             deferred: Deferred::default(),
             barriers: Vec::new(),
             aliases: BTreeSet::new(),
+            called_only: NameSet::new(),
+            calling: false,
             comprehensions: Vec::new(),
             binding_comprehension_target: false,
             applying: Vec::new(),
@@ -330,6 +357,13 @@ impl Scope {
     fn mutate_name(&mut self, name: &str) {
         if self.comprehension_local(name) {
             return;
+        }
+        if self.calling {
+            if !self.mutated.contains(name) {
+                self.called_only.insert(name.to_string());
+            }
+        } else {
+            self.called_only.remove(name);
         }
         match self.kind {
             Kind::Module => {
@@ -735,7 +769,9 @@ impl Scope {
         let mut child = Scope::new(Kind::Function);
         child.bind_parameters(&def.parameters);
         child.body(&def.body);
-        let deferred = child.finish_function();
+        let mut deferred = child.finish_function();
+        deferred.stateful =
+            !def.decorator_list.is_empty() || has_state_in_defaults(&def.parameters);
         self.define(def.name.id.as_str(), deferred);
     }
 
@@ -743,7 +779,11 @@ impl Scope {
         if let Some(parameters) = &lambda.parameters {
             self.parameters_at_definition(parameters);
         }
-        let deferred = Self::lambda_body(lambda);
+        let mut deferred = Self::lambda_body(lambda);
+        deferred.stateful = lambda
+            .parameters
+            .as_deref()
+            .is_some_and(has_state_in_defaults);
         self.define(name, deferred);
     }
 
@@ -825,7 +865,16 @@ impl Scope {
             global_writes: declared(&self.stores),
             global_mutated: declared(&self.mutated),
             dynamic: nested.dynamic || !self.barriers.is_empty(),
+            stateful: false,
+            called: NameSet::new(),
         };
+        deferred.called = self
+            .called_only
+            .iter()
+            .chain(&nested.called)
+            .filter(|name| deferred.free_mutated.contains(*name))
+            .cloned()
+            .collect();
         deferred.global_reads.extend(nested.global_reads);
         deferred.global_writes.extend(nested.global_writes);
         deferred.global_mutated.extend(nested.global_mutated);
@@ -966,7 +1015,9 @@ impl Scope {
         if let Some(name) = callee {
             let builtin = NON_MUTATING_BUILTINS.contains(&name) || DYNAMIC_CALLS.contains(&name);
             if !builtin || locally_bound {
+                self.calling = true;
                 self.mutate_name(name);
+                self.calling = false;
             }
         }
         let pure =
@@ -1066,6 +1117,26 @@ fn attribute_chain<'a>(expr: &'a Expr, chain: &mut Vec<&'a str>) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether a function's defaults may hold state: anything but literal constants.
+fn has_state_in_defaults(parameters: &Parameters) -> bool {
+    parameters.iter_non_variadic_params().any(|parameter| {
+        parameter.default.as_deref().is_some_and(|default| {
+            !matches!(
+                default,
+                Expr::NumberLiteral(_)
+                    | Expr::StringLiteral(_)
+                    | Expr::BytesLiteral(_)
+                    | Expr::BooleanLiteral(_)
+                    | Expr::NoneLiteral(_)
+                    | Expr::EllipsisLiteral(_)
+                    | Expr::Name(_)
+                    | Expr::Attribute(_)
+                    | Expr::UnaryOp(_)
+            )
+        })
+    })
 }
 
 /// The name a plain alias expression refers into: `a` for `a` or `a.b.c` (not subscripts or

@@ -97,7 +97,7 @@ fn mutation_orders_later_readers_after_the_mutator() {
 fn mutation_through_a_function_argument() {
     check(
         "# %%\ndef add(xs, v):\n    xs.append(v)\n# %%\nitems = [1]\n# %%\nadd(items, 2)\n# %%\nprint(items)\n",
-        "0: [] w0\n1: [] w0\n2: [0(add) 1(items)] w1 m[add,items]\n3: [1(items) 2(items)] w2\nwaves=3 critical=[1, 2, 3]",
+        "0: [] w0\n1: [] w0\n2: [0(add) 1(items)] w1 m[items]\n3: [1(items) 2(items)] w2\nwaves=3 critical=[1, 2, 3]",
     );
 }
 
@@ -113,7 +113,7 @@ fn imported_modules_are_not_mutation_candidates() {
 fn function_free_globals_resolve_at_the_calling_cell() {
     check(
         "# %%\nscale = 2\n# %%\ndef f(v):\n    return v * scale\n# %%\nprint(f(3))\n# %%\nscale = 10\n# %%\nprint(f(3))\n",
-        "0: [] w0\n1: [] w0\n2: [0(scale) 1(f)] w1 m[f]\n3: [] w0\n4: [1(f) 2(f) 3(scale)] w2 m[f]\nwaves=3 critical=[1, 2, 4]",
+        "0: [] w0\n1: [] w0\n2: [0(scale) 1(f)] w1\n3: [] w0\n4: [1(f) 3(scale)] w1\nwaves=2 critical=[3, 4]",
     );
 }
 
@@ -121,7 +121,7 @@ fn function_free_globals_resolve_at_the_calling_cell() {
 fn functions_calling_functions_are_followed_transitively() {
     check(
         "# %%\nk = 3\n# %%\ndef g():\n    return k\n# %%\ndef f():\n    return g() + 1\n# %%\nprint(f())\n",
-        "0: [] w0\n1: [] w0\n2: [] w0\n3: [0(k) 1(g) 2(f)] w1 m[f,g]\nwaves=2 critical=[2, 3]",
+        "0: [] w0\n1: [] w0\n2: [] w0\n3: [0(k) 1(g) 2(f)] w1\nwaves=2 critical=[2, 3]",
     );
 }
 
@@ -129,7 +129,7 @@ fn functions_calling_functions_are_followed_transitively() {
 fn values_carry_the_functions_of_their_class() {
     check(
         "# %%\nunit = 'g'\n# %%\nclass P:\n    def label(self):\n        return unit\n# %%\np = P()\n# %%\nunit = 'kg'\n# %%\nprint(p.label())\n",
-        "0: [] w0\n1: [] w0\n2: [0(unit) 1(P)] w1 m[P]\n3: [] w0\n4: [2(p) 3(unit)] w2 m[p]\nwaves=3 critical=[1, 2, 4]",
+        "0: [] w0\n1: [] w0\n2: [0(unit) 1(P)] w1\n3: [] w0\n4: [2(p) 3(unit)] w2 m[p]\nwaves=3 critical=[1, 2, 4]",
     );
 }
 
@@ -137,7 +137,7 @@ fn values_carry_the_functions_of_their_class() {
 fn global_declarations_write_when_called() {
     check(
         "# %%\ncount = 0\n# %%\ndef bump():\n    global count\n    count += 1\n# %%\nbump()\n# %%\nprint(count)\n",
-        "0: [] w0\n1: [] w0\n2: [0(count) 1(bump,count)] w1 m[bump]\n3: [0(count) 1(count) 2(count)] w2\nwaves=3 critical=[1, 2, 3]",
+        "0: [] w0\n1: [] w0\n2: [0(count) 1(bump,count)] w1\n3: [0(count) 1(count) 2(count)] w2\nwaves=3 critical=[1, 2, 3]",
     );
 }
 
@@ -171,7 +171,7 @@ fn a_syntax_error_is_a_barrier() {
 fn calling_a_function_that_uses_eval_is_a_barrier() {
     check(
         "# %%\ndef f(s):\n    return eval(s)\n# %%\nx = 1\n# %%\nf('x')\n",
-        "0: [] w0\n1: [] w0\n2: [0(f) 1(x)] w1 m[f] barrier\nwaves=2 critical=[1, 2]",
+        "0: [] w0\n1: [] w0\n2: [0(f) 1(x)] w1 barrier\nwaves=2 critical=[1, 2]",
     );
 }
 
@@ -231,5 +231,24 @@ fn ipython_history_is_a_barrier_unless_a_cell_binds_the_name() {
     check(
         "# %%\nfor _ in range(3):\n    pass\n# %%\nprint(_)\n",
         "0: [] w0\n1: [0(_)] w1\nwaves=2 critical=[0, 1]",
+    );
+}
+
+#[test]
+fn calling_a_function_with_state_may_change_it() {
+    // A mutable default: the second call sees what the first appended.
+    check(
+        "# %%\ndef f(x, acc=[]):\n    acc.append(x)\n    return acc\n# %%\nf(1)\n# %%\nprint(f(2))\n",
+        "0: [] w0\n1: [0(f)] w1 m[f]\n2: [0(f) 1(f)] w2 m[f]\nwaves=3 critical=[0, 1, 2]",
+    );
+    // A plain function: calls stay independent.
+    check(
+        "# %%\ndef g(x):\n    return x + 1\n# %%\ng(1)\n# %%\nprint(g(2))\n",
+        "0: [] w0\n1: [0(g)] w1\n2: [0(g)] w1\nwaves=2 critical=[0, 2]",
+    );
+    // A value returned by a factory may be a closure with state.
+    check(
+        "# %%\ndef make():\n    n = 0\n    def inc():\n        nonlocal n\n        n += 1\n        return n\n    return inc\n# %%\ncounter = make()\n# %%\ncounter()\n# %%\nprint(counter())\n",
+        "0: [] w0\n1: [0(make)] w1\n2: [1(counter)] w2 m[counter]\n3: [1(counter) 2(counter)] w3 m[counter]\nwaves=4 critical=[0, 1, 2, 3]",
     );
 }
