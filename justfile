@@ -4,6 +4,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 venv := ".venv"
 python := venv / "bin/python"
+# A second environment with cloudpickle only: the runner's behaviour without IPython & co.
+bare := ".venv-bare"
 
 # List the recipes.
 default:
@@ -14,6 +16,8 @@ setup:
     @test -x {{python}} || python3 -m venv {{venv}}
     @{{python}} -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
     @{{python}} -m pip install --quiet --disable-pip-version-check --only-binary=:all: -r tests/corpus/requirements.txt
+    @test -x {{bare}}/bin/python || python3 -m venv {{bare}}
+    @{{bare}}/bin/python -m pip install --quiet --disable-pip-version-check cloudpickle==3.1.2
 
 # Set up, build, then plan and run the quickstart notebook (twice: the second run is cached).
 quickstart: setup
@@ -26,6 +30,7 @@ quickstart: setup
 test: setup
     NBMEMO_TEST_PYTHON={{python}} cargo test --quiet
     {{python}} -m unittest discover --quiet -s tests/python
+    {{bare}}/bin/python -m unittest discover --quiet -s tests/python
     {{python}} bench/bench.py --quick
 
 # Format the code.
