@@ -23,7 +23,7 @@ setup:
 quickstart: setup
     cargo build --release --quiet
     ./target/release/nbmemo plan examples/quickstart.ipynb
-    ./target/release/nbmemo run examples/quickstart.ipynb --python {{python}}
+    ./target/release/nbmemo run examples/quickstart.ipynb --python {{python}} --show-output
     ./target/release/nbmemo run examples/quickstart.ipynb --python {{python}}
 
 # Run the test suite (unit and integration tests, the example smoke tests, the bench smoke test).
