@@ -7,63 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{Run, TestContext, ipynb, repo_root, test_python};
-
-/// A project with a Python wrapper that logs every interpreter start.
-struct Project {
-    ctx: TestContext,
-    python: PathBuf,
-    starts: PathBuf,
-}
-
-impl Project {
-    fn new() -> Self {
-        let ctx = TestContext::new();
-        let starts = ctx.path("python-starts.log");
-        let wrapper = ctx.write(
-            "bin/python",
-            format!(
-                "#!/bin/sh\necho start >> '{}'\nexec '{}' \"$@\"\n",
-                starts.display(),
-                test_python().display()
-            ),
-        );
-        make_executable(&wrapper);
-        std::fs::create_dir_all(ctx.path(".git")).expect("mark the project root");
-        Project {
-            ctx,
-            python: wrapper,
-            starts,
-        }
-    }
-
-    /// `nbmemo check --python WRAPPER ARGS`.
-    fn check(&self, args: &[&str]) -> Run {
-        let python = self.python.display().to_string();
-        let mut full = vec!["check", "--python", &python];
-        full.extend_from_slice(args);
-        self.ctx.nbmemo(&full)
-    }
-
-    fn python_starts(&self) -> usize {
-        std::fs::read_to_string(&self.starts).map_or(0, |log| log.lines().count())
-    }
-
-    fn read_json(&self, name: &str) -> Value {
-        let text = std::fs::read_to_string(self.ctx.path(name)).expect("read the JSON report");
-        serde_json::from_str(&text).expect("the JSON report parses")
-    }
-}
-
-fn make_executable(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mut permissions = std::fs::metadata(path).expect("stat").permissions();
-        permissions.set_mode(0o755);
-        std::fs::set_permissions(path, permissions).expect("chmod");
-    }
-}
+use crate::common::{Project, Run, TestContext, ipynb, repo_root, test_python};
 
 /// An XML element, as parsed by quick-xml.
 #[derive(Debug, Default)]

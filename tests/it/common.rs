@@ -139,3 +139,87 @@ pub fn machine() -> std::sync::MutexGuard<'static, ()> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// A project with a Python wrapper that logs every interpreter start, so tests can assert how
+/// many Python processes a command started; the project root is marked with `.git`.
+pub struct Project {
+    pub ctx: TestContext,
+    pub python: PathBuf,
+    starts: PathBuf,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        let ctx = TestContext::new();
+        let starts = ctx.path("python-starts.log");
+        let wrapper = ctx.write(
+            "bin/python",
+            format!(
+                "#!/bin/sh\necho start >> '{}'\nexec '{}' \"$@\"\n",
+                starts.display(),
+                test_python().display()
+            ),
+        );
+        make_executable(&wrapper);
+        std::fs::create_dir_all(ctx.path(".git")).expect("mark the project root");
+        Project {
+            ctx,
+            python: wrapper,
+            starts,
+        }
+    }
+
+    pub fn write_notebook(&self, name: &str, cells: &[&str]) -> PathBuf {
+        self.ctx.write(name, ipynb(cells))
+    }
+
+    /// `nbmemo SUBCOMMAND --python WRAPPER ARGS`.
+    pub fn command(&self, subcommand: &str, args: &[&str]) -> Run {
+        let python = self.python.display().to_string();
+        let mut full = vec![subcommand, "--python", &python];
+        full.extend_from_slice(args);
+        self.ctx.nbmemo(&full)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.command("run", args)
+    }
+
+    pub fn check(&self, args: &[&str]) -> Run {
+        self.command("check", args)
+    }
+
+    /// `nbmemo run ARGS --json`, which must exit 0 or 1; its JSON.
+    pub fn run_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full = args.to_vec();
+        full.push("--json");
+        let run = self.run(&full);
+        assert!(
+            run.code == 0 || run.code == 1,
+            "exit {}: {}\n{}",
+            run.code,
+            run.stderr,
+            run.stdout
+        );
+        run.json()
+    }
+
+    pub fn read_json(&self, name: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.ctx.path(name)).expect("read the JSON report");
+        serde_json::from_str(&text).expect("the JSON report parses")
+    }
+
+    pub fn python_starts(&self) -> usize {
+        std::fs::read_to_string(&self.starts).map_or(0, |log| log.lines().count())
+    }
+}
+
+pub fn make_executable(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut permissions = std::fs::metadata(path).expect("stat").permissions();
+        permissions.set_mode(0o755);
+        std::fs::set_permissions(path, permissions).expect("chmod");
+    }
+}

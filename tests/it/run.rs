@@ -1,81 +1,11 @@
 //! `nbmemo run` against real Python: results equal sequential execution, caching, edits,
 //! mutation, unpicklable values, failures, parallelism (issue #3).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{Run, TestContext, ipynb, repo_root, test_python};
-
-/// A project with a Python wrapper that logs every interpreter start, so tests can assert how
-/// many Python processes a run started.
-struct Project {
-    ctx: TestContext,
-    python: PathBuf,
-    starts: PathBuf,
-}
-
-impl Project {
-    fn new() -> Self {
-        let ctx = TestContext::new();
-        let starts = ctx.path("python-starts.log");
-        let real = test_python();
-        let wrapper = ctx.write(
-            "bin/python",
-            format!(
-                "#!/bin/sh\necho start >> '{}'\nexec '{}' \"$@\"\n",
-                starts.display(),
-                real.display()
-            ),
-        );
-        make_executable(&wrapper);
-        std::fs::create_dir_all(ctx.path(".git")).expect("mark the project root");
-        Project {
-            ctx,
-            python: wrapper,
-            starts,
-        }
-    }
-
-    fn write_notebook(&self, name: &str, cells: &[&str]) -> PathBuf {
-        self.ctx.write(name, ipynb(cells))
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let python = self.python.display().to_string();
-        let mut full = vec!["run", "--python", &python];
-        full.extend_from_slice(args);
-        self.ctx.nbmemo(&full)
-    }
-
-    fn run_json(&self, args: &[&str]) -> Value {
-        let mut full = args.to_vec();
-        full.push("--json");
-        let run = self.run(&full);
-        assert!(
-            run.code == 0 || run.code == 1,
-            "exit {}: {}\n{}",
-            run.code,
-            run.stderr,
-            run.stdout
-        );
-        run.json()
-    }
-
-    fn python_starts(&self) -> usize {
-        std::fs::read_to_string(&self.starts).map_or(0, |log| log.lines().count())
-    }
-}
-
-fn make_executable(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mut permissions = std::fs::metadata(path).expect("stat").permissions();
-        permissions.set_mode(0o755);
-        std::fs::set_permissions(path, permissions).expect("chmod");
-    }
-}
+use crate::common::{Project, repo_root, test_python};
 
 fn statuses(report: &Value) -> Vec<String> {
     report["cells"]
