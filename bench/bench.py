@@ -23,6 +23,7 @@ import os
 import platform
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ import notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "bench"
+RUNNER = ROOT / "src" / "exec" / "python" / "runner.py"
 SCENARIOS = ["plan", "noop", "edit", "overhead", "branches"]
 
 
@@ -96,7 +98,8 @@ def median(values: list[float]) -> float:
 def binary(quick: bool) -> Path:
     profile = "debug" if quick else "release"
     args = ["cargo", "build", "--quiet"] + ([] if quick else ["--release"])
-    subprocess.run(args, cwd=ROOT, check=True)
+    if subprocess.run(args, cwd=ROOT).returncode != 0:
+        raise BenchError(f"`{' '.join(args)}` failed")
     return ROOT / "target" / profile / "nbmemo"
 
 
@@ -188,14 +191,35 @@ def plain_exec(cfg: Config, cells: list[str], extra: str = "") -> dict:
     return json.loads(result.stdout)
 
 
-def python_startup(cfg: Config, runs: int) -> float:
-    """Median wall time of a fresh interpreter importing cloudpickle: the floor of a worker start."""
-    samples = []
-    for _ in range(runs):
-        elapsed, result = timed([str(cfg.python), "-c", "import cloudpickle"], cfg)
-        check(result.returncode == 0, f"{cfg.python} cannot import cloudpickle: {result.stderr}")
-        samples.append(elapsed)
-    return median(samples)
+def worker_startup(cfg: Config, runs: int) -> dict:
+    """Median wall times of starting Python: bare (`-c pass`), importing cloudpickle, and a
+    whole nbmemo worker (the runner run as a script, src/exec/PROTOCOL.md) until its hello."""
+    def once(argv: list[str]) -> float:
+        elapsed, result = timed(argv, cfg)
+        check(result.returncode == 0, f"`{' '.join(argv)}` failed: {result.stderr}")
+        return elapsed
+
+    def hello() -> float:
+        env = {**cfg.env, "PYTHONHASHSEED": "0", "PYTHONUNBUFFERED": "1", "NBMEMO_WORKER": "1"}
+        start = time.perf_counter()
+        worker = subprocess.Popen([str(cfg.python), "-u", str(RUNNER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        try:
+            head = worker.stdout.read(8)
+            if len(head) != 8:
+                raise BenchError(f"the worker sent no hello frame: {worker.stderr.read().decode()[-2000:]}")
+            header = json.loads(worker.stdout.read(struct.unpack("<II", head)[0]))
+            elapsed = time.perf_counter() - start
+            check(header.get("type") == "hello" and header.get("cloudpickle"), f"unexpected first frame from the worker: {header}")
+        finally:
+            worker.stdin.close()
+            worker.wait(timeout=60)
+        return elapsed
+
+    return {
+        "bare_s": median([once([str(cfg.python), "-c", "pass"]) for _ in range(runs)]),
+        "cloudpickle_s": median([once([str(cfg.python), "-c", "import cloudpickle"]) for _ in range(runs)]),
+        "worker_s": median([hello() for _ in range(runs)]),
+    }
 
 
 @dataclass
@@ -203,6 +227,8 @@ class Section:
     name: str
     lines: list[str]
     data: dict
+    # Rows of the summary table: [scenario, measured, target, met].
+    summary: list[list[str]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +254,8 @@ def scenario_plan(cfg: Config) -> Section:
             check(len(plan["cells"]) == 1000, f"the plan has {len(plan['cells'])} cells, not 1000")
     lines = [f"Median and best of {runs} whole `nbmemo plan` processes (output to a pipe).", ""]
     lines += table(["scenario", "median", "best", "target", "met"], rows, "lrrll")
-    return Section("plan", lines, data)
+    summary = [["plan, 1,000-cell notebook (`--format json`)", ms(data["json"]["median_s"]), "under 100 ms", yes_no(data["json"]["median_s"] < 0.1)]]
+    return Section("plan", lines, data, summary)
 
 
 def scenario_noop(cfg: Config) -> Section:
@@ -261,10 +288,10 @@ def scenario_noop(cfg: Config) -> Section:
     starts = [line for line in start_log.read_text().splitlines() if line.strip()]
     check(not starts, f"the no-op re-runs started Python {len(starts)} times: {starts[:3]}")
 
-    startup = python_startup(cfg, cfg.reps(11, 3))
+    startup = worker_startup(cfg, cfg.reps(11, 3))
     data = {
         "median_s": median(samples), "best_s": min(samples), "inside_s": median(inside),
-        "cold_s": cold_s, "python_starts": len(starts), "python_starts_cold": starts_cold, "python_startup_s": startup,
+        "cold_s": cold_s, "python_starts": len(starts), "python_starts_cold": starts_cold, "startup": startup,
     }
     rows = [
         ["`nbmemo run`, nothing changed, 100 cells", ms(median(samples)), ms(min(samples)), "under 50 ms", yes_no(median(samples) < 0.05)],
@@ -275,13 +302,15 @@ def scenario_noop(cfg: Config) -> Section:
     lines += [
         "",
         f"For scale: nbmemo's own `summary.wall_s` {ms(median(inside))}; the cold run {secs(cold_s)} "
-        f"({starts_cold} interpreter started); a bare `python -c \"import cloudpickle\"` {ms(startup)}.",
+        f"({starts_cold} interpreter{'s' if starts_cold != 1 else ''} started); starting one worker (until its hello) {ms(startup['worker_s'])}, "
+        f"`python -c pass` {ms(startup['bare_s'])}.",
     ]
-    return Section("noop", lines, data)
+    summary = [["no-op re-run, 100-cell notebook", f"{ms(median(samples))}, no Python started", "under 50 ms, no Python started", yes_no(median(samples) < 0.05)]]
+    return Section("noop", lines, data, summary)
 
 
 def scenario_edit(cfg: Config) -> Section:
-    n_values, runs = (20_000, 2) if cfg.quick else (120_000, 9)
+    n_values, runs = (20_000, 2) if cfg.quick else (170_000, 9)
     project = Project("edit")
     k0 = 1
     notebook = project.write("work-20.py", notebooks.working(n_values, k0))
@@ -325,14 +354,14 @@ def scenario_edit(cfg: Config) -> Section:
         "t = time.perf_counter(); [cloudpickle.loads(blob) for _ in range(5)]\n"
         "out['load_s'] = (time.perf_counter() - t) / 5; out['input_bytes'] = len(blob)",
     )
-    startup = python_startup(cfg, cfg.reps(11, 3))
-    expected = startup + probe["load_s"] + median(cell_s)
+    startup = worker_startup(cfg, cfg.reps(11, 3))
+    expected = startup["worker_s"] + probe["load_s"] + median(cell_s)
     nb, plain = median(nb_s), median(plain_s)
     data = {
         "nbmemo_s": nb, "nbmemo_best_s": min(nb_s), "plain_s": plain, "plain_best_s": min(plain_s),
         "ratio": plain / nb, "cell_s": median(cell_s), "before_cell_s": median(before_s),
         "round_trip_extra_s": median(trip_s), "after_cell_s": median(after_s),
-        "python_startup_s": startup, "load_inputs_s": probe["load_s"], "input_bytes": probe["input_bytes"],
+        "startup": startup, "load_inputs_s": probe["load_s"], "input_bytes": probe["input_bytes"],
         "expected_s": expected, "cold_cell_durations_s": cold_durations,
     }
     mean_cell = statistics.mean(cold_durations)
@@ -370,18 +399,25 @@ def scenario_edit(cfg: Config) -> Section:
     lines += [
         "",
         f"Target (SPEC.md): only that cell runs (checked: `ran == 1`, `cached == 19`, same output as plain exec) and time ≈ worker start "
-        f"+ loading its inputs + the cell = {ms(startup)} (`python -c \"import cloudpickle\"`) + {ms(probe['load_s'])} "
+        f"+ loading its inputs + the cell = {ms(startup['worker_s'])} (a worker started until its hello; of which `python -c \"import cloudpickle\"` "
+        f"{ms(startup['cloudpickle_s'])}, `python -c pass` {ms(startup['bare_s'])}) + {ms(probe['load_s'])} "
         f"(unpickling its {probe['input_bytes'] / 1e6:.1f} MB of inputs) + {ms(median(cell_s))} = {ms(expected)}; "
         f"measured {ms(nb)}, {ms(nb - expected)} more ({(nb / expected - 1) * 100:+.0f}%).",
     ]
-    return Section("edit", lines, data)
+    summary = [[
+        "edit of the last cell, 20-cell notebook",
+        f"only that cell ran; {ms(nb)} = estimate {ms(expected)} {(nb / expected - 1) * 100:+.0f}% (plain sequential: {secs(plain)})",
+        "only that cell runs: ≈ worker start + loading its inputs + the cell",
+        f"only that cell: yes; time within 15% of the estimate: {yes_no(nb <= 1.15 * expected)}",
+    ]]
+    return Section("edit", lines, data, summary)
 
 
 def scenario_overhead(cfg: Config) -> Section:
     runs = cfg.reps(7, 1)
     variants = [("int", "small ints (`x1 = x0 + 1`)", cfg.reps(200, 30)),
-                ("bytes", "1 MB `bytes` (`x1 = x0[1:] + b'1'`)", cfg.reps(100, 10)),
-                ("list", "list of 111,000 floats, ~1 MB pickled", cfg.reps(100, 10))]
+                ("bytes", "1 MB `bytes` (`x1 = x0[1:] + b'1'`)", cfg.reps(60, 10)),
+                ("list", "list of 111,000 floats, ~1 MB pickled", cfg.reps(60, 10))]
     project = Project("overhead")
     one = project.write("one.py", ["x0 = 0"])
 
@@ -454,20 +490,42 @@ def scenario_overhead(cfg: Config) -> Section:
         [[label, ms(results[kind]["round_trip_extra_s"]), ms(results[kind]["between_cells_s"])] for kind, label, _ in variants],
         "lrr",
     )
-    return Section("overhead", lines, {"one_cell_cold_s": startup, **results})
+    summary = [
+        [f"per-cell overhead over plain exec, cells pass {label}", f"{ms(results[kind]['overhead_minus_serialization_s'])} beyond serialization",
+         "under 5 ms plus serialization", yes_no(results[kind]["overhead_minus_serialization_s"] < 0.005)]
+        for kind, label, _ in variants
+    ]
+    return Section("overhead", lines, {"one_cell_cold_s": startup, **results}, summary)
+
+
+BURN = "def burn(n, salt):\n    acc = salt\n    for i in range(n):\n        acc = (acc * 31 + i) % 1_000_003\n    return acc\n"
 
 
 def calibrate_burn(cfg: Config, seconds: float) -> int:
     """Iterations of `burn` (notebooks.branches) that take about `seconds` on this machine."""
     script = (
-        "import time\n"
-        "def burn(n, salt):\n    acc = salt\n    for i in range(n):\n        acc = (acc * 31 + i) % 1_000_003\n    return acc\n"
-        "best = min((lambda t: (burn(200_000, 1), time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(5))\n"
+        "import time\n" + BURN
+        + "best = min((lambda t: (burn(200_000, 1), time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(5))\n"
         "print(best)"
     )
     _, result = timed([str(cfg.python), "-c", script], cfg)
     check(result.returncode == 0, result.stderr)
     return max(1000, int(200_000 * seconds / float(result.stdout)))
+
+
+def parallelism(cfg: Config, iterations: int) -> float:
+    """The speedup this machine gives right now to `cores` CPU-bound Python processes at once
+    (`cores` × time of one alone / wall of all together): 2.0 on an idle 2-core machine, less
+    when something else uses the cores."""
+    argv = [str(cfg.python), "-c", BURN + f"burn({iterations}, 1)"]
+    alone = median([timed(argv, cfg)[0] for _ in range(3)])
+    together = []
+    for _ in range(3):
+        start = time.perf_counter()
+        procs = [subprocess.Popen(argv, env=cfg.env) for _ in range(cfg.cores)]
+        check(all(proc.wait() == 0 for proc in procs), "the parallelism probe failed")
+        together.append(time.perf_counter() - start)
+    return cfg.cores * alone / median(together)
 
 
 def max_overlap(cells: list[dict]) -> int:
@@ -480,12 +538,15 @@ def max_overlap(cells: list[dict]) -> int:
 
 
 def scenario_branches(cfg: Config) -> Section:
-    seconds, runs = (0.05, 1) if cfg.quick else (0.3, 5)
+    seconds, runs = (0.05, 1) if cfg.quick else (0.3, 4)
     jobs = [4, 2, 1]
     iterations = calibrate_burn(cfg, seconds)
+    speedup_before = parallelism(cfg, iterations * 2)
     project = Project("branches")
-    n_cells = 2 + 2 * len(notebooks.BRANCHES)
-    rows, data = [], {"cell_s": seconds, "burn_iterations": iterations, "cores": cfg.cores}
+    n_branches = len(notebooks.BRANCHES)
+    n_cells = 2 + 2 * n_branches
+    first_wave = [1 + 2 * b for b in range(n_branches)]
+    rows, data = [], {"cell_s": seconds, "burn_iterations": iterations, "cores": cfg.cores, "parallel_speedup_before": speedup_before}
     for kind in ["sleep", "cpu"]:
         cells = notebooks.branches(kind, seconds, iterations)
         notebook = project.write(f"branches-{kind}.py", cells)
@@ -500,24 +561,29 @@ def scenario_branches(cfg: Config) -> Section:
         walls: dict[int, list[float]] = {j: [] for j in jobs}
         overlap: dict[int, list[int]] = {j: [] for j in jobs}
         outside: dict[int, list[float]] = {j: [] for j in jobs}
+        delay: dict[int, list[float]] = {j: [] for j in jobs}
         durations: list[list[float]] = []
         for _ in range(runs):
             for j in jobs:
                 project.clear_cache()
                 elapsed, report = run_nbmemo(cfg, project, notebook, "-j", str(j))
                 expect_summary(report, f"{kind} branches, -j {j}", ran=n_cells, failed=0)
-                check(report["cells"][-1]["stdout"] == plain["stdout"][-1], f"join printed {report['cells'][-1]['stdout']!r}, plain exec {plain['stdout'][-1]!r}")
+                got = report["cells"]
+                check(got[-1]["stdout"] == plain["stdout"][-1], f"join printed {got[-1]['stdout']!r}, plain exec {plain['stdout'][-1]!r}")
                 walls[j].append(elapsed)
-                overlap[j].append(max_overlap(report["cells"]))
-                span = max(c["finished_at"] for c in report["cells"]) - min(c["started_at"] for c in report["cells"])
+                overlap[j].append(max_overlap(got))
+                span = max(c["finished_at"] for c in got) - min(c["started_at"] for c in got)
                 outside[j].append(elapsed - span)
+                # How late the first cells of the branches that can start at once start after the
+                # setup cell: with `-j` ≥ 4, the start of their workers.
+                ready = sorted(got[i]["started_at"] for i in first_wave)[: min(j, n_branches)]
+                delay[j].append(ready[-1] - got[0]["finished_at"])
                 if j == 1:
-                    durations.append([c["duration_s"] for c in report["cells"]])
+                    durations.append([c["duration_s"] for c in got])
         # The work of each cell: its median `duration_s` in the -j 1 runs, where no cell competes
         # for a core (with -j 4 on 2 cores, a CPU-bound cell's duration_s doubles).
         work = [median([d[i] for d in durations]) for i in range(n_cells)]
-        setup, join = work[0], work[-1]
-        chain = setup + max(work[1 + 2 * b] + work[2 + 2 * b] for b in range(len(notebooks.BRANCHES))) + join
+        chain = work[0] + max(work[i] + work[i + 1] for i in first_wave) + work[-1]
         total = sum(work)
         data[kind] = {"work_s": work, "chain_s": chain, "total_s": total, "plain_s": sum(plain["seconds"])}
         for j in jobs:
@@ -525,11 +591,11 @@ def scenario_branches(cfg: Config) -> Section:
             bound = max(chain, total / used)
             wall = median(walls[j])
             data[kind][f"j{j}"] = {"wall_s": wall, "bound_s": bound, "over": wall / bound - 1, "max_overlap": max(overlap[j]),
-                                   "outside_cells_s": median(outside[j]), "walls_s": walls[j]}
+                                   "outside_cells_s": median(outside[j]), "branch_start_delay_s": median(delay[j]), "walls_s": walls[j]}
             rows.append([
                 "`time.sleep`" if kind == "sleep" else "pure-Python loop", f"-j {j}", secs(wall), secs(chain), secs(total),
                 f"{secs(bound)} ({used} core{'s' if used > 1 else ''})", f"{(wall / bound - 1) * 100:+.0f}%",
-                f"{(wall / chain - 1) * 100:+.0f}%", str(max(overlap[j])), ms(median(outside[j])),
+                f"{(wall / chain - 1) * 100:+.0f}%", str(max(overlap[j])), ms(median(delay[j])), ms(median(outside[j])),
                 "within 15% of the bound", yes_no(wall <= 1.15 * bound),
             ])
     lines = [
@@ -538,28 +604,46 @@ def scenario_branches(cfg: Config) -> Section:
         f"This machine has {cfg.cores} cores. Work per cell: its median `duration_s` in the `-j 1` runs. "
         f"Bound = max(longest chain, total work / cores), cores = min(-j, {cfg.cores}). "
         "Sleeping cells do not occupy a core, so with `time.sleep` the longest chain is the real limit; "
-        "both columns are shown. Outside the cells: the wall time before the first cell starts and after the last one "
-        "finishes (process start, interpreter probe and first worker, saving the run, exit).",
+        "both columns are shown. Branch start delay: from the end of the setup cell to the start of the last of the "
+        "first branch cells that can run at once (min(-j, 4) of them). Outside the cells: the wall time before the first "
+        "cell starts and after the last one finishes (process start, interpreter probe and first worker, saving the run, exit).",
         "",
     ]
     lines += table(
-        ["cells", "-j", "wall", "longest chain", "total work", "bound", "over the bound", "over the chain", "most cells at once", "outside the cells", "target", "met"],
+        ["cells", "-j", "wall", "longest chain", "total work", "bound", "over the bound", "over the chain", "most cells at once",
+         "branch start delay", "outside the cells", "target", "met"],
         rows,
-        "lrrrrrrrrrll",
+        "lrrrrrrrrrrll",
     )
+    speedup_after = parallelism(cfg, iterations * 2)
+    speedup = (speedup_before + speedup_after) / 2
+    data.update(parallel_speedup_after=speedup_after)
+    cpu = data["cpu"]
+    effective = max(cpu["chain_s"], cpu["total_s"] / min(speedup, cfg.cores))
     lines += [
         "",
+        f"Parallelism the machine gave: {cfg.cores} CPU-bound Python processes started together ran "
+        f"{speedup_before:.2f}× (before the runs) and {speedup_after:.2f}× (after) faster than one after the other "
+        f"({cfg.cores}.00× on an idle {cfg.cores}-core machine). "
+        f"With the mean of the two as the number of cores, the bound of the pure-Python runs with -j 2 and -j 4 is {secs(effective)}: "
+        f"they are {(cpu['j2']['wall_s'] / effective - 1) * 100:+.0f}% and {(cpu['j4']['wall_s'] / effective - 1) * 100:+.0f}% over it. "
         f"For comparison, the same cells exec'd top to bottom in one interpreter take {secs(data['sleep']['plain_s'])} "
         f"(`time.sleep`) and {secs(data['cpu']['plain_s'])} (pure Python), interpreter start-up not included.",
     ]
-    return Section("branches", lines, data)
+    summary = [
+        [f"4 branches × 2 cells of {secs(seconds)}, {'`time.sleep`' if kind == 'sleep' else 'pure Python'}, -j {j}",
+         f"{(data[kind][f'j{j}']['over']) * 100:+.0f}% vs the bound", "within 15% of the critical-path bound",
+         yes_no(data[kind][f"j{j}"]["over"] <= 0.15)]
+        for kind in ["sleep", "cpu"] for j in jobs
+    ]
+    return Section("branches", lines, data, summary)
 
 
 # ---------------------------------------------------------------------------------------------
 # The environment block and BENCHMARKS.md
 
 
-def environment_section(cfg: Config, runs_note: str) -> Section:
+def environment_section(cfg: Config) -> Section:
     cpu = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -583,10 +667,45 @@ def environment_section(cfg: Config, runs_note: str) -> Section:
         "nbmemo": version.stdout.strip(), "commit": rev, "build": "debug" if cfg.quick else "release",
     }
     lines = [
-        f"Measured {data['date']} on {data['machine']}, {data['cores']} cores ({cpu}), Linux {data['kernel']}; "
-        f"workers: {impl} {pyver}, cloudpickle {cp}; {data['nbmemo']} ({data['build']} build, commit {rev}). {runs_note}",
+        f"Machine: {data['machine']}, {data['cores']} cores ({cpu}), Linux {data['kernel']}. "
+        f"Workers: {impl} {pyver}, cloudpickle {cp}. {data['nbmemo']}, {data['build']} build. "
+        "Every figure is a whole `nbmemo` process timed from outside; each table says when it was measured.",
     ]
     return Section("environment", lines, data)
+
+
+def provenance(env: Section, load_before: float | None, load_after: float | None) -> str:
+    load = "" if load_before is None or load_after is None else f"; load average (1 min) {load_before:.2f} before, {load_after:.2f} after"
+    return f"Measured {env.data['date']} (commit {env.data['commit']}, {env.data['build']} build{load})."
+
+
+SUMMARY_TAG = "<!-- bench:summary "
+
+
+def summary_tag(section: Section) -> str:
+    """The section's summary rows, kept in its block (invisible) so that a partial `--write`
+    (`--only`) can rebuild the summary of the whole file."""
+    return SUMMARY_TAG + json.dumps(section.summary, ensure_ascii=False).replace("--", "\\u002d\\u002d") + " -->"
+
+
+def summary_lines(text: str) -> list[str]:
+    rows = []
+    for name in SCENARIOS:
+        begin, end = f"<!-- bench:begin {name} -->", f"<!-- bench:end {name} -->"
+        if begin not in text:
+            continue
+        block = text[text.index(begin):text.index(end)]
+        if SUMMARY_TAG in block:
+            start = block.index(SUMMARY_TAG) + len(SUMMARY_TAG)
+            rows += json.loads(block[start:block.index(" -->", start)])
+    return table(["scenario", "measured", "target (SPEC.md)", "met"], rows, "llll")
+
+
+def load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
 
 def write_blocks(sections: list[Section]) -> Path:
@@ -597,7 +716,12 @@ def write_blocks(sections: list[Section]) -> Path:
         if begin not in text or end not in text:
             raise BenchError(f"BENCHMARKS.md has no `{begin}` … `{end}` block")
         start, stop = text.index(begin) + len(begin), text.index(end)
-        text = text[:start] + "\n" + "\n".join(section.lines) + "\n" + text[stop:]
+        body = section.lines + ([summary_tag(section)] if section.summary else [])
+        text = text[:start] + "\n" + "\n".join(body) + "\n" + text[stop:]
+    begin, end = "<!-- bench:begin summary -->", "<!-- bench:end summary -->"
+    if begin in text and end in text:
+        start, stop = text.index(begin) + len(begin), text.index(end)
+        text = text[:start] + "\n" + "\n".join(summary_lines(text)) + "\n" + text[stop:]
     path.write_text(text)
     return path
 
@@ -616,29 +740,41 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: debug build, few repetitions, small notebooks")
     parser.add_argument("--write", action="store_true", help="write the tables into BENCHMARKS.md")
     parser.add_argument("--only", action="append", choices=SCENARIOS, metavar="SCENARIO", help=f"run only these scenarios ({', '.join(SCENARIOS)}); repeatable")
+    parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS", help="first wait up to SECONDS for the 1-minute load average to fall below 1")
     args = parser.parse_args()
     if args.write and args.quick:
         parser.error("--write with --quick would put the smoke run's meaningless figures into BENCHMARKS.md")
 
     OUT.mkdir(parents=True, exist_ok=True)
-    cfg = Config(quick=args.quick, nbmemo=binary(args.quick), python=worker_python(), cores=os.cpu_count() or 1, env=clean_env())
     started = time.perf_counter()
     sections = []
     try:
-        sections.append(environment_section(cfg, "Times are whole `nbmemo` processes measured from outside."))
+        cfg = Config(quick=args.quick, nbmemo=binary(args.quick), python=worker_python(), cores=os.cpu_count() or 1, env=clean_env())
+        deadline = time.monotonic() + args.wait_idle
+        while (load := load_average()) is not None and load >= 1 and time.monotonic() < deadline:
+            log(f"bench: load average {load:.2f}, waiting for the machine to be idle")
+            time.sleep(min(15, max(0.0, deadline - time.monotonic())))
+        load_start = load_average()
+        if load_start is not None and load_start > 0.5:
+            log(f"bench: warning: the load average is {load_start:.2f}; something else is using the CPUs, the figures will suffer")
+        environment = environment_section(cfg)
+        sections.append(environment)
         for name in args.only or SCENARIOS:
-            t = time.perf_counter()
+            t, load_before = time.perf_counter(), load_average()
             log(f"bench: {name} …")
             section = RUNNERS[name](cfg)
             log(f"bench: {name} done in {time.perf_counter() - t:.1f} s")
+            section.lines[:0] = [provenance(environment, load_before, load_average()), ""]
+            section.data["load_before"], section.data["load_after"] = load_before, load_average()
             sections.append(section)
     except BenchError as err:
         print(f"bench: FAILED: {err}", file=sys.stderr)
         return 1
-
     for section in sections:
         print(f"\n## {section.name}\n")
         print("\n".join(section.lines))
+    print("\n## summary\n")
+    print("\n".join(table(["scenario", "measured", "target (SPEC.md)", "met"], [row for section in sections for row in section.summary], "llll")))
     (OUT / "results.json").write_text(json.dumps({s.name: s.data for s in sections}, indent=2) + "\n")
     print(f"\nbench: {time.perf_counter() - started:.0f} s; raw figures in {(OUT / 'results.json').relative_to(ROOT)}")
     if args.quick:
