@@ -22,11 +22,46 @@ use super::protocol::{
 /// The runner, embedded in the binary.
 const RUNNER: &str = include_str!("python/runner.py");
 
-/// Reads the runner's source from stdin and runs it as `__main__`.
-const BOOTSTRAP: &str = "import sys\n\
-n = int.from_bytes(sys.stdin.buffer.read(8), 'little')\n\
-src = sys.stdin.buffer.read(n)\n\
-exec(compile(src, '<nbmemo runner>', 'exec'), {'__name__': '__main__', '__builtins__': __builtins__})\n";
+/// Reads the runner's source from stdin and runs it as `__main__`. Compiling it costs ~25 ms, so
+/// the code object is kept (marshal, per interpreter) in `NBMEMO_RUNNER_CACHE` when the parent
+/// names a folder there (one folder per runner source hash).
+const BOOTSTRAP: &str = r#"import sys, os, marshal
+n = int.from_bytes(sys.stdin.buffer.read(8), 'little')
+src = sys.stdin.buffer.read(n)
+d = os.environ.pop('NBMEMO_RUNNER_CACHE', '')
+p = os.path.join(d, 'runner-%s.marshal' % (sys.implementation.cache_tag or sys.version.split()[0])) if d else ''
+code = None
+if p:
+    try:
+        with open(p, 'rb') as f:
+            code = marshal.load(f)
+    except Exception:
+        code = None
+if code is None:
+    code = compile(src, '<nbmemo runner>', 'exec')
+    if p:
+        try:
+            t = '%s.%d.tmp' % (p, os.getpid())
+            with open(t, 'wb') as f:
+                marshal.dump(code, f)
+            os.replace(t, p)
+        except Exception:
+            pass
+exec(code, {'__name__': '__main__', '__builtins__': __builtins__})
+"#;
+
+/// `<user cache>/nbmemo/runner-<hash of the runner source>/`, created if needed; `None` when
+/// there is no user cache folder or it cannot be created (the runner is then compiled each time).
+fn runner_cache_dir() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
+    let hash = crate::hash::ContentHash::of(RUNNER.as_bytes()).short(16);
+    let dir = base.join("nbmemo").join(format!("runner-{hash}"));
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
+}
 
 /// How long a worker may take to start and greet.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -46,7 +81,11 @@ pub struct Worker {
 impl Worker {
     /// Starts a worker with `python`.
     pub fn spawn(python: &Path) -> Result<Worker, Error> {
-        let mut child = Command::new(python)
+        let mut command = Command::new(python);
+        if let Some(dir) = runner_cache_dir() {
+            command.env("NBMEMO_RUNNER_CACHE", dir);
+        }
+        let mut child = command
             .args(["-u", "-c", BOOTSTRAP])
             .env("PYTHONHASHSEED", "0")
             .env("PYTHONUNBUFFERED", "1")
