@@ -1230,6 +1230,20 @@ def _share_groups(ns, first, second, budget=WALK_BUDGET):
             i = id(o)
             if i in skip_ids:
                 continue
+            if (t is tuple or t is list) and len(o) > 64 and set(map(type, o)) <= _ATOMS:
+                # A long sequence of numbers or strings (a column of data) holds nothing
+                # mutable: checking the element types runs in C, walking them would not. The
+                # list itself can still be shared, so it is owned like any object.
+                if t is list:
+                    o_owner = owner.get(i)
+                    if o_owner is not None:
+                        if o_owner != name:
+                            union(name, o_owner)
+                        continue
+                    owner[i] = name
+                alive.append(o)
+                left -= 1
+                continue
             if t is tuple or t is frozenset:
                 left -= 1
                 alive.append(o)
