@@ -113,6 +113,36 @@ pub struct CellOutcome {
 }
 
 impl CellOutcome {
+    /// The outcome a stored (or just stored) record describes; no execution times.
+    fn of_record(
+        record: CellRecord,
+        status: CellStatus,
+        reason: String,
+        key: ContentHash,
+        inputs: Vec<(String, ContentHash)>,
+    ) -> Self {
+        CellOutcome {
+            status,
+            reason,
+            unpicklable: record
+                .unpicklable
+                .iter()
+                .map(|value| (value.name.clone(), value.type_name.clone()))
+                .collect(),
+            stdout: record.stdout,
+            stderr: record.stderr,
+            outputs: record.outputs,
+            error: record.error,
+            started_at: None,
+            finished_at: None,
+            duration_s: record.duration_s,
+            key: Some(key),
+            inputs,
+            mutated: record.mutated,
+            learned: Vec::new(),
+        }
+    }
+
     fn skipped(reason: String) -> Self {
         CellOutcome {
             status: CellStatus::Skipped,
@@ -502,34 +532,12 @@ impl<'a> Scheduler<'a> {
             return;
         }
         let failed = record.status == RecordStatus::Error;
-        let outcome = CellOutcome {
-            status: if failed {
-                CellStatus::Failed
-            } else {
-                CellStatus::Cached
-            },
-            reason: if failed {
-                "raised (cached result)".to_string()
-            } else {
-                String::new()
-            },
-            stdout: record.stdout.clone(),
-            stderr: record.stderr.clone(),
-            outputs: record.outputs.clone(),
-            error: record.error.clone(),
-            started_at: None,
-            finished_at: None,
-            duration_s: record.duration_s,
-            key: Some(key),
-            inputs,
-            mutated: record.mutated.clone(),
-            unpicklable: record
-                .unpicklable
-                .iter()
-                .map(|value| (value.name.clone(), value.type_name.clone()))
-                .collect(),
-            learned: Vec::new(),
+        let (status, reason) = if failed {
+            (CellStatus::Failed, "raised (cached result)".to_string())
+        } else {
+            (CellStatus::Cached, String::new())
         };
+        let outcome = CellOutcome::of_record(record.clone(), status, reason, key, inputs);
         self.finish(idx, outcome, observer);
     }
 
@@ -815,36 +823,19 @@ impl<'a> Scheduler<'a> {
             return Ok(());
         }
         let failed = result.is_error();
+        let (status, reason) = if failed {
+            let raised = result.error.as_ref().map_or_else(
+                || "raised".to_string(),
+                |err| format!("{}: {}", err.ename, err.evalue),
+            );
+            (CellStatus::Failed, raised)
+        } else {
+            (CellStatus::Ran, reason)
+        };
         let outcome = CellOutcome {
-            status: if failed {
-                CellStatus::Failed
-            } else {
-                CellStatus::Ran
-            },
-            reason: if failed {
-                result.error.as_ref().map_or_else(
-                    || "raised".to_string(),
-                    |err| format!("{}: {}", err.ename, err.evalue),
-                )
-            } else {
-                reason
-            },
-            stdout: record.stdout,
-            stderr: record.stderr,
-            outputs: record.outputs,
-            error: record.error,
             started_at: Some(started_at),
             finished_at: Some(finished_at),
-            duration_s: result.duration_s,
-            key: Some(key),
-            inputs: pairs,
-            mutated: result.mutated.clone(),
-            unpicklable: record
-                .unpicklable
-                .iter()
-                .map(|value| (value.name.clone(), value.type_name.clone()))
-                .collect(),
-            learned: Vec::new(),
+            ..CellOutcome::of_record(record, status, reason, key, pairs)
         };
         self.finish(idx, outcome, observer);
         Ok(())
