@@ -4,5 +4,6 @@ mod check;
 mod common;
 mod corpus;
 mod examples;
+mod fidelity;
 mod plan;
 mod run;
