@@ -28,6 +28,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::analysis::{ANONYMOUS, Barrier, CellAnalysis, FunctionSummary, NameSet, probes};
+use crate::files::FileAccess;
 use crate::hash::ContentHash;
 
 /// A function known to the graph, interned: see [`Builder::function_id`].
@@ -134,18 +135,25 @@ impl Graph {
 
     /// Builds the graph from the analyses of the code cells, in notebook order.
     pub fn build(analyses: &[&CellAnalysis]) -> Graph {
-        Graph::build_refined(analyses, &FxHashSet::default(), &FxHashSet::default())
+        Graph::build_refined(
+            analyses,
+            &FxHashSet::default(),
+            &FxHashSet::default(),
+            &FxHashMap::default(),
+        )
     }
 
     /// Builds the graph with what earlier runs learned: may-mutate candidates they refuted are
     /// dropped, and state probes they saw a cell touch (`(code hash, "@numpy.random")` in
-    /// `learned`) become reads and writes of that code.
+    /// `learned`) become reads and writes of that code, and what they saw its code do to files
+    /// (`files`) orders it among the cells touching the same files.
     pub fn build_refined(
         analyses: &[&CellAnalysis],
         refuted: &FxHashSet<(ContentHash, String)>,
         learned: &FxHashSet<(ContentHash, String)>,
+        files: &FxHashMap<ContentHash, FileAccess>,
     ) -> Graph {
-        let mut builder = Builder::new(analyses, refuted, learned);
+        let mut builder = Builder::new(analyses, refuted, learned, files);
         let cells = (0..analyses.len()).map(|idx| builder.add(idx)).collect();
         Graph { cells }
     }
@@ -158,6 +166,11 @@ struct Builder<'a> {
     refuted: &'a FxHashSet<(ContentHash, String)>,
     /// `(code hash, probe)`: state an earlier run saw the code touch.
     learned: &'a FxHashSet<(ContentHash, String)>,
+    /// What an earlier run saw each code do to files.
+    files: &'a FxHashMap<ContentHash, FileAccess>,
+    /// Cells since the last barrier that touch files, with what they touch (`None`: the static
+    /// rules say it may, and no run has told what).
+    file_cells: Vec<(usize, Option<&'a FileAccess>)>,
     /// For each name, the cells that may provide its current value, oldest first.
     providers: FxHashMap<String, Vec<usize>>,
     /// For each name, the functions its current value may hold.
@@ -185,11 +198,14 @@ impl<'a> Builder<'a> {
         analyses: &'a [&'a CellAnalysis],
         refuted: &'a FxHashSet<(ContentHash, String)>,
         learned: &'a FxHashSet<(ContentHash, String)>,
+        files: &'a FxHashMap<ContentHash, FileAccess>,
     ) -> Self {
         Builder {
             analyses,
             refuted,
             learned,
+            files,
+            file_cells: Vec::new(),
             providers: FxHashMap::default(),
             carried: FxHashMap::default(),
             barrier_carried: Arc::from([]),
@@ -356,6 +372,9 @@ impl<'a> Builder<'a> {
             }
         }
 
+        // The static rules' mark for file access is not a value: it orders cells below.
+        let suspected = reads.remove(probes::FILES) | writes.remove(probes::FILES);
+
         // IPython's output history (`_`, `Out[3]`, `_i2`…) is not a variable any cell binds:
         // a cell reading it, when no cell defines the name, cannot be analysed.
         for name in &analysis.reads {
@@ -449,6 +468,33 @@ impl<'a> Builder<'a> {
                 }
                 inputs.insert(name.clone(), providers);
             }
+        }
+
+        // Files are shared state no variable carries: cells touching the same files keep their
+        // notebook order (`FILES` marks what the static rules suspect; what a run saw wins).
+        if !is_barrier {
+            let known = self.files.get(&analysis.code_hash);
+            let touches = match known {
+                Some(access) => !access.is_empty(),
+                None => suspected,
+            };
+            if touches {
+                for &(earlier, access) in self.file_cells.iter().rev() {
+                    let ordered = match (known, access) {
+                        (Some(mine), Some(theirs)) => theirs.conflict(mine).is_some(),
+                        _ => true,
+                    };
+                    if ordered {
+                        depends_on.entry(earlier).or_default();
+                    }
+                    if access.is_none() {
+                        break; // that one waits for everything before it
+                    }
+                }
+                self.file_cells.push((idx, known));
+            }
+        } else {
+            self.file_cells.clear();
         }
 
         let wave = depends_on

@@ -14,6 +14,7 @@ pub mod discover;
 pub mod env_vars;
 pub mod environment;
 pub mod exec;
+pub mod files;
 pub mod graph;
 pub mod hash;
 pub mod key;

@@ -33,6 +33,11 @@ pub const SYS_PATH: &str = "@sys.path";
 /// `os.environ`.
 pub const ENVIRON: &str = "@os.environ";
 
+/// Files under the project root. Not state the worker captures: a mark for cells the rules
+/// below suspect of reading or writing files, which the graph keeps in notebook order among
+/// themselves until a run has seen which files each touches (`crate::files`).
+pub const FILES: &str = "@files";
+
 /// Probes that every cell after a writer reads.
 pub const AMBIENT: &[&str] = &[
     RC_PARAMS,
@@ -68,7 +73,9 @@ pub fn touched_by(chain: &[&str]) -> Vec<&'static str> {
     if root == "npr" && !rest.is_empty() {
         probes.push(NUMPY_RANDOM);
     }
-    let styling = has("rcParams")
+    // `from matplotlib import rcParams` / `from os import environ` bind the objects themselves.
+    let styling = root == "rcParams"
+        || has("rcParams")
         || has("rcdefaults")
         || has("xkcd")
         || rest.windows(2).any(|pair| pair == ["style", "use"])
@@ -103,14 +110,114 @@ pub fn touched_by(chain: &[&str]) -> Vec<&'static str> {
     if root == "sys" && rest.first() == Some(&"path") {
         probes.push(SYS_PATH);
     }
-    if root == "os"
-        && rest
-            .first()
-            .is_some_and(|first| matches!(*first, "environ" | "putenv" | "unsetenv"))
+    if root == "environ"
+        || (root == "os"
+            && rest
+                .first()
+                .is_some_and(|first| matches!(*first, "environ" | "putenv" | "unsetenv")))
     {
         probes.push(ENVIRON);
     }
     probes
+}
+
+/// Method or function names that read or write files whatever they are called on
+/// (`df.to_csv`, `pd.read_csv`, `np.save`, `Path(…).write_text`, `fig.savefig`).
+const FILE_CALLS: &[&str] = &[
+    "open",
+    "load",
+    "save",
+    "savez",
+    "savez_compressed",
+    "savetxt",
+    "loadtxt",
+    "genfromtxt",
+    "fromfile",
+    "tofile",
+    "dump",
+    "savefig",
+    "imsave",
+    "imread",
+    "imwrite",
+    "read_text",
+    "read_bytes",
+    "write_text",
+    "write_bytes",
+    "touch",
+    "unlink",
+    "mkdir",
+    "iterdir",
+    "rglob",
+    "load_dataset",
+    "load_workbook",
+    "to_csv",
+    "to_excel",
+    "to_parquet",
+    "to_pickle",
+    "to_feather",
+    "to_hdf",
+    "to_stata",
+    "to_json",
+    "to_orc",
+    "to_xml",
+    "to_sql",
+    "to_netcdf",
+    "open_dataset",
+    "read",
+    "readline",
+    "readlines",
+    "write",
+    "writelines",
+    "load_model",
+    "save_model",
+    "from_file",
+    "to_file",
+    "connect",
+];
+
+/// Modules whose every call may touch files (`shutil.copy`, `glob.glob`, `tempfile…`).
+const FILE_MODULES: &[&str] = &[
+    "shutil", "glob", "pathlib", "tempfile", "zipfile", "tarfile",
+];
+
+/// `os` functions that touch files (`os.listdir`, `os.path.exists`…).
+const OS_FILE_CALLS: &[&str] = &[
+    "listdir",
+    "scandir",
+    "walk",
+    "mkdir",
+    "makedirs",
+    "remove",
+    "unlink",
+    "rmdir",
+    "removedirs",
+    "rename",
+    "renames",
+    "replace",
+    "open",
+    "stat",
+    "truncate",
+    "link",
+    "symlink",
+    "exists",
+    "isfile",
+    "isdir",
+    "getsize",
+    "getmtime",
+    "lexists",
+];
+
+/// Whether calling the attribute chain `chain` (root name first; an empty root for a call on
+/// something else, `Path(p).read_text`) may read or write files.
+pub fn touches_files(chain: &[&str]) -> bool {
+    let Some((&last, _)) = chain.split_last() else {
+        return false;
+    };
+    let root = chain[0];
+    last.starts_with("read_")
+        || FILE_CALLS.contains(&last)
+        || (chain.len() > 1 && FILE_MODULES.contains(&root))
+        || (root == "os" && chain.len() > 1 && OS_FILE_CALLS.contains(&last))
 }
 
 #[cfg(test)]
@@ -139,9 +246,46 @@ mod tests {
             (&["sys", "path", "append"], &[SYS_PATH]),
             (&["os", "environ", "update"], &[ENVIRON]),
             (&["df", "plot"], &[]),
+            (&["rcParams"], &[RC_PARAMS]),
+            (&["rcParams", "update"], &[RC_PARAMS]),
+            (&["environ"], &[ENVIRON]),
+            (&["environ", "get"], &[ENVIRON]),
         ];
         for (chain, expected) in cases {
             assert_eq!(touched_by(chain), expected.to_vec(), "{chain:?}");
+        }
+    }
+
+    #[test]
+    fn file_rules() {
+        let touching: &[&[&str]] = &[
+            &["open"],
+            &["pd", "read_csv"],
+            &["df", "to_csv"],
+            &["np", "save"],
+            &["np", "load"],
+            &["plt", "savefig"],
+            &["", "write_text"],
+            &["os", "makedirs"],
+            &["os", "path", "exists"],
+            &["shutil", "rmtree"],
+            &["glob", "glob"],
+            &["json", "dump"],
+        ];
+        for chain in touching {
+            assert!(touches_files(chain), "{chain:?}");
+        }
+        let not_touching: &[&[&str]] = &[
+            &["print"],
+            &["df", "head"],
+            &["np", "arange"],
+            &["os", "path", "join"],
+            &["s", "replace"],
+            &["df", "to_numpy"],
+            &["os", "getcwd"],
+        ];
+        for chain in not_touching {
+            assert!(!touches_files(chain), "{chain:?}");
         }
     }
 }

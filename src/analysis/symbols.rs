@@ -468,6 +468,33 @@ impl Scope {
         }
     }
 
+    /// A call that may read or write files (`open(…)`, `df.to_csv(…)`, `os.listdir(…)`): the
+    /// cell is marked with [`probes::FILES`], here or, inside a function, when it is called.
+    fn file_call(&mut self, func: &Expr) {
+        let mut chain = Vec::new();
+        if !attribute_chain(func, &mut chain) {
+            chain.clear();
+            let Expr::Attribute(attribute) = func else {
+                return;
+            };
+            chain.extend(["", attribute.attr.id.as_str()]);
+        }
+        if !probes::touches_files(&chain) {
+            return;
+        }
+        let mark = probes::FILES.to_string();
+        match self.kind {
+            Kind::Module | Kind::Class => {
+                self.loads.insert(mark.clone());
+                self.stores.insert(mark);
+            }
+            Kind::Function => {
+                self.deferred.global_reads.insert(mark.clone());
+                self.deferred.global_writes.insert(mark);
+            }
+        }
+    }
+
     fn barrier(&mut self, barrier: Barrier) {
         if self.kind == Kind::Module || self.kind == Kind::Class {
             self.barriers.push(barrier);
@@ -1079,6 +1106,7 @@ impl<'a> Visitor<'a> for Scope {
             },
             Expr::Call(call) => {
                 self.call(call);
+                self.file_call(&call.func);
                 walk_expr(self, expr);
             }
             Expr::Attribute(attribute) => {
@@ -1091,6 +1119,10 @@ impl<'a> Visitor<'a> for Scope {
             Expr::Subscript(subscript) => {
                 if matches!(subscript.ctx, ExprContext::Store | ExprContext::Del) {
                     self.mutate_base(&subscript.value);
+                }
+                // `rcParams[k] = v` on a name bound by `from matplotlib import rcParams`.
+                if matches!(&*subscript.value, Expr::Name(_)) {
+                    self.probes(&subscript.value);
                 }
                 walk_expr(self, expr);
             }

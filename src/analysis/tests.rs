@@ -120,7 +120,7 @@ fn control_flow() {
         ),
         (
             "with open(p) as fh:\n    data = fh.read()\nprint(data)",
-            "r[open,p,print] w[data,fh] m[open,p]",
+            "r[@files,open,p,print] w[@files,data,fh] m[open,p]",
         ),
         (
             "match cmd:\n    case [a, b]:\n        r = a\n    case {'k': v, **rest}:\n        r = v\n    case Point(x=px) as pt:\n        r = px\n    case _:\n        r = 0\nprint(r)",

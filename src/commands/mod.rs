@@ -26,11 +26,36 @@ impl ExitStatus {
     }
 }
 
-/// What a notebook's previous runs learned the cells change beyond what the analysis sees:
-/// `(code hash, name)` pairs (library-state probes, values reached through shared objects, and
-/// confirmed may-mutate candidates).
-pub(crate) fn learned_probes(
-    state: &crate::store::NotebookState,
-) -> Vec<(crate::hash::ContentHash, String)> {
-    state.confirmed.clone()
+/// The salsa input of a notebook read from disk, with what its previous run learned: refuted
+/// may-mutate candidates, what the cells change beyond what the analysis sees (`(code hash,
+/// name)`: library-state probes, values reached through shared objects, confirmed candidates),
+/// and what the cells did to files.
+pub(crate) fn notebook_input(
+    db: &crate::db::Database,
+    path: std::path::PathBuf,
+    contents: Vec<u8>,
+    previous: Option<&crate::store::NotebookState>,
+) -> crate::db::NotebookFile {
+    let refuted = previous
+        .map(|state| state.refuted.clone())
+        .unwrap_or_default();
+    let learned = previous
+        .map(|state| state.confirmed.clone())
+        .unwrap_or_default();
+    let files = previous
+        .map(|state| {
+            state
+                .files
+                .iter()
+                .map(|used| {
+                    let access = crate::files::FileAccess {
+                        read: used.read.clone(),
+                        written: used.written.clone(),
+                    };
+                    (used.code_hash, access)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::db::NotebookFile::new(db, path, contents, refuted, learned, files)
 }

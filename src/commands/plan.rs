@@ -3,9 +3,7 @@
 use tracing::instrument;
 
 use crate::cli::{PlanArgs, PlanFormat};
-use crate::db::{
-    Database, NotebookFile, cell_analysis, code_cells, notebook_graph, parsed_notebook,
-};
+use crate::db::{Database, cell_analysis, code_cells, notebook_graph, parsed_notebook};
 use crate::environment::{Environment, InterpreterCache};
 use crate::exec::resolve_python;
 use crate::exec::scheduler::{CellSpec, predict};
@@ -16,7 +14,7 @@ use crate::report::plan::{Plan, PlanCell};
 use crate::store::Store;
 use std::time::Duration;
 
-use super::{ExitStatus, learned_probes};
+use super::{ExitStatus, notebook_input};
 
 /// Runs `nbmemo plan`.
 #[instrument(skip_all, fields(notebook = %args.notebook.display()))]
@@ -38,13 +36,8 @@ pub fn plan(args: &PlanArgs, printer: &Printer) -> ExitStatus {
             .ok()
             .flatten()
     });
-    let refuted = previous
-        .as_ref()
-        .map(|state| state.refuted.clone())
-        .unwrap_or_default();
-    let learned = previous.as_ref().map(learned_probes).unwrap_or_default();
     let db = Database::default();
-    let file = NotebookFile::new(&db, args.notebook.clone(), contents, refuted, learned);
+    let file = notebook_input(&db, args.notebook.clone(), contents, previous.as_ref());
     let notebook = match parsed_notebook(&db, file) {
         Ok(notebook) => notebook,
         Err(err) => {
@@ -65,7 +58,8 @@ pub fn plan(args: &PlanArgs, printer: &Printer) -> ExitStatus {
         })
         .collect();
     let graph = notebook_graph(&db, file);
-    let predictions = cache.as_ref().map(|(store, env)| {
+    let predictions = cache.as_ref().and_then(|(store, env)| {
+        let env = env.as_ref()?;
         let code: Vec<&crate::notebook::Cell> = notebook
             .cells
             .iter()
@@ -78,9 +72,12 @@ pub fn plan(args: &PlanArgs, printer: &Printer) -> ExitStatus {
                 source: cell.source,
                 analysis: cell.analysis,
                 always: crate::commands::run::is_always(notebook_cell),
+                skip: crate::commands::run::is_skip(notebook_cell),
             })
             .collect();
-        predict(graph, &specs, store, env, previous.as_ref())
+        let root = project::project_root(&args.notebook);
+        let root = std::fs::canonicalize(&root).unwrap_or(root);
+        Some(predict(graph, &specs, store, env, previous.as_ref(), &root))
     });
     let plan = Plan {
         path: &args.notebook,
@@ -111,15 +108,16 @@ pub fn plan(args: &PlanArgs, printer: &Printer) -> ExitStatus {
     }
 }
 
-/// The store and the environment, when a previous run left them: `plan` then says whether a
-/// run would replay or run each cell, without starting Python.
-fn open_cache(args: &PlanArgs) -> Option<(Store, Environment)> {
+/// The store and the environment, when a previous run left them: the store holds what the
+/// last run learned (refining the graph); with the environment, `plan` also says whether a run
+/// would replay or run each cell, without starting Python.
+fn open_cache(args: &PlanArgs) -> Option<(Store, Option<Environment>)> {
     let cache_dir = project::cache_dir(&args.notebook, args.cache_dir.as_deref());
     if !cache_dir.exists() {
         return None;
     }
     let python = resolve_python(args.python.as_deref());
-    let env = InterpreterCache::load(&cache_dir).lookup(&python)?;
+    let env = InterpreterCache::load(&cache_dir).lookup(&python);
     match Store::open(&cache_dir, Duration::from_secs(5)) {
         Ok(store) => Some((store, env)),
         Err(err) => {

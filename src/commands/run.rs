@@ -7,9 +7,7 @@ use serde_json::Value;
 use tracing::instrument;
 
 use crate::cli::RunArgs;
-use crate::db::{
-    Database, NotebookFile, cell_analysis, code_cells, notebook_graph, parsed_notebook,
-};
+use crate::db::{Database, cell_analysis, code_cells, notebook_graph, parsed_notebook};
 use crate::environment::{Environment, InterpreterCache};
 use crate::exec::scheduler::{
     CellOutcome, CellSpec, CellStatus, RunOptions, Scheduler, Unit, trace_of,
@@ -22,9 +20,9 @@ use crate::notebook::{CellKind, Notebook, NotebookFormat};
 use crate::project;
 use crate::report::Printer;
 use crate::report::run::{RunReporter, Summary, failures, to_json};
-use crate::store::{NotebookState, Store};
+use crate::store::{FileUse, NotebookState, Store};
 
-use super::{ExitStatus, learned_probes};
+use super::{ExitStatus, notebook_input};
 
 /// How long a run waits for another nbmemo process to release the cache.
 const STORE_WAIT: Duration = Duration::from_secs(600);
@@ -75,6 +73,8 @@ pub(crate) struct Prepared<'db> {
     pub(crate) specs: Vec<CellSpec<'db>>,
     pub(crate) graph: &'db Graph,
     cwd: PathBuf,
+    /// The project root (real path): files under it are traced.
+    root: PathBuf,
     notebook_id: String,
     previous: Option<NotebookState>,
 }
@@ -168,12 +168,7 @@ pub(crate) fn execute(
         };
         let notebook_id = project::notebook_id(path);
         let previous = store.get_notebook_state(&notebook_id).ok().flatten();
-        let refuted = previous
-            .as_ref()
-            .map(|state| state.refuted.clone())
-            .unwrap_or_default();
-        let learned = previous.as_ref().map(learned_probes).unwrap_or_default();
-        let file = NotebookFile::new(&db, path.clone(), contents, refuted, learned);
+        let file = notebook_input(&db, path.clone(), contents, previous.as_ref());
         files.push((path.clone(), file, notebook_id, previous));
     }
     let mut prepared: Vec<Prepared<'_>> = Vec::new();
@@ -198,18 +193,22 @@ pub(crate) fn execute(
                 source: &cell.source,
                 analysis: cell_analysis(&db, source),
                 always: is_always(cell),
+                skip: is_skip(cell),
             })
             .collect();
         let cwd = std::path::absolute(&path)
             .ok()
             .and_then(|absolute| absolute.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from("."));
+        let root = project::project_root(&path);
+        let root = std::fs::canonicalize(&root).unwrap_or(root);
         prepared.push(Prepared {
             graph: notebook_graph(&db, file),
             path,
             notebook,
             specs,
             cwd,
+            root,
             notebook_id,
             previous,
         });
@@ -229,6 +228,7 @@ pub(crate) fn execute(
         }
     };
     let env_fingerprint = env.fingerprint;
+    let env_distributions = env.distributions.clone();
     let options = RunOptions {
         force: settings.force,
         timeout: settings
@@ -244,6 +244,7 @@ pub(crate) fn execute(
             graph: notebook.graph,
             cells: &notebook.specs,
             cwd: &notebook.cwd,
+            root: &notebook.root,
             previous: notebook.previous.as_ref(),
         })
         .collect();
@@ -288,6 +289,8 @@ pub(crate) fn execute(
                 .collect(),
             refuted: refinement.0,
             confirmed: refinement.1,
+            files: file_uses(&notebook.specs, &outcomes),
+            distributions: env_distributions.clone(),
             updated_unix_s: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |time| time.as_secs()),
@@ -320,24 +323,61 @@ pub(crate) fn execute(
     (status, finished)
 }
 
+/// What the run saw each cell's code do to files (one entry per distinct code that ran or
+/// replayed), for the next run's graph.
+fn file_uses(specs: &[CellSpec<'_>], outcomes: &[CellOutcome]) -> Vec<FileUse> {
+    let mut uses: Vec<FileUse> = Vec::new();
+    for (spec, outcome) in specs.iter().zip(outcomes) {
+        let completed = match outcome.status {
+            CellStatus::Ran | CellStatus::Cached => true,
+            // A Python exception, not a crash (which reports no file access).
+            CellStatus::Failed => outcome.error.is_some(),
+            CellStatus::Skipped => false,
+        };
+        if outcome.key.is_none() || !completed {
+            continue;
+        }
+        let code_hash = spec.analysis.code_hash;
+        if uses.iter().any(|used| used.code_hash == code_hash) {
+            continue;
+        }
+        uses.push(FileUse {
+            code_hash,
+            read: outcome.file_access.read.clone(),
+            written: outcome.file_access.written.clone(),
+        });
+    }
+    uses
+}
+
 fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// A cell tagged `nbmemo: always` (metadata tag, or a `# nbmemo: always` comment line).
 pub(crate) fn is_always(cell: &crate::notebook::Cell) -> bool {
-    cell.tags().iter().any(|tag| {
-        matches!(
-            tag.trim(),
-            "nbmemo: always" | "nbmemo:always" | "nbmemo-always"
-        )
-    }) || cell.source.lines().any(|line| {
-        let line = line.trim();
-        line.strip_prefix('#').is_some_and(|rest| {
-            let rest = rest.trim();
-            rest == "nbmemo: always" || rest == "nbmemo:always"
-        })
-    })
+    tagged(cell, "always")
+}
+
+/// A cell tagged `nbmemo: skip` (metadata tag, or a `# nbmemo: skip` comment line).
+pub(crate) fn is_skip(cell: &crate::notebook::Cell) -> bool {
+    tagged(cell, "skip")
+}
+
+/// Whether the cell carries `nbmemo: WORD` as a metadata tag (also `nbmemo:WORD`,
+/// `nbmemo-WORD`) or as a comment line of its own.
+fn tagged(cell: &crate::notebook::Cell, word: &str) -> bool {
+    let matches = |text: &str| {
+        let text = text.trim();
+        text.strip_prefix("nbmemo")
+            .and_then(|rest| rest.strip_prefix(':').or_else(|| rest.strip_prefix('-')))
+            .is_some_and(|rest| rest.trim() == word)
+    };
+    cell.tags().iter().any(|tag| matches(tag))
+        || cell
+            .source
+            .lines()
+            .any(|line| line.trim().strip_prefix('#').is_some_and(matches))
 }
 
 fn open_store(cache_dir: &Path, printer: &Printer) -> Result<Store, String> {
@@ -369,6 +409,7 @@ fn environment(
             Environment {
                 fingerprint: ContentHash([0; 32]),
                 description: String::new(),
+                distributions: Vec::new(),
             },
             None,
         ));

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::files::FileAccess;
 use crate::hash::ContentHash;
 
 /// A notebook file as read from disk. The driver sets `contents` again when the file changes.
@@ -19,4 +20,7 @@ pub struct NotebookFile {
     /// `(cell code hash, probe)`: library state the last run saw a cell touch.
     #[returns(ref)]
     pub learned: Vec<(ContentHash, String)>,
+    /// `(cell code hash, access)`: what the last run saw each cell's code do to files.
+    #[returns(ref)]
+    pub files: Vec<(ContentHash, FileAccess)>,
 }

@@ -50,5 +50,6 @@ pub fn notebook_graph(db: &dyn Db, file: NotebookFile) -> Graph {
         .collect();
     let refuted = file.refuted(db).iter().cloned().collect();
     let learned = file.learned(db).iter().cloned().collect();
-    Graph::build_refined(&analyses, &refuted, &learned)
+    let files = file.files(db).iter().cloned().collect();
+    Graph::build_refined(&analyses, &refuted, &learned, &files)
 }

@@ -41,6 +41,7 @@ fn editing_one_cell_reanalyses_only_that_cell() {
         percent(&cells),
         Vec::new(),
         Vec::new(),
+        Vec::new(),
     );
 
     let first = executed(&db, &log, file);
@@ -61,6 +62,7 @@ fn a_comment_edit_changes_no_analysis_result() {
         &db,
         PathBuf::from("nb.py"),
         percent(&["a = 1", "b = a + 1"]),
+        Vec::new(),
         Vec::new(),
         Vec::new(),
     );
@@ -88,6 +90,7 @@ fn nothing_changed_executes_nothing() {
         &db,
         PathBuf::from("nb.py"),
         contents.clone(),
+        Vec::new(),
         Vec::new(),
         Vec::new(),
     );

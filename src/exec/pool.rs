@@ -45,7 +45,7 @@ pub struct Completion {
 }
 
 enum Message {
-    Run(Job),
+    Run(Box<Job>),
     Drop(Vec<String>),
     /// Start the slot's worker now, so the first cell sent to it does not wait for Python.
     Warm,
@@ -91,7 +91,7 @@ impl Pool {
     /// Sends a job to a slot (which must be idle).
     pub fn submit(&self, slot: usize, job: Job) {
         if let Some(sender) = self.senders.get(slot) {
-            let _ = sender.send(Message::Run(job));
+            let _ = sender.send(Message::Run(Box::new(job)));
         }
     }
 
@@ -130,7 +130,7 @@ fn slot_loop(
     let mut warm_hello = None;
     while let Ok(message) = jobs.recv() {
         let job = match message {
-            Message::Run(job) => job,
+            Message::Run(job) => *job,
             Message::Drop(ids) => {
                 if let Some(worker) = worker.as_mut() {
                     worker.drop_resident(&ids);

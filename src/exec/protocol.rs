@@ -160,6 +160,24 @@ pub struct ExecRequest {
     pub writes: Option<Vec<String>>,
     /// The cell ends with `;`.
     pub display_suppressed: bool,
+    /// The project root: the worker traces file accesses under it (`None`: no tracing).
+    pub root: Option<String>,
+    /// The store's folder, never traced.
+    pub store: Option<String>,
+}
+
+/// What a cell did to files under the project root (paths relative to it, `/`-separated).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FilesReport {
+    /// Files opened for reading before the cell wrote them.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Directories listed.
+    #[serde(default)]
+    pub listed: Vec<String>,
+    /// Paths opened for writing, created, removed or renamed.
+    #[serde(default)]
+    pub written: Vec<String>,
 }
 
 /// An exception raised by the cell.
@@ -230,6 +248,9 @@ pub struct ExecResult {
     /// Wall time of the cell.
     #[serde(default)]
     pub duration_s: f64,
+    /// File accesses, when the request named a root.
+    #[serde(default)]
+    pub files: Option<FilesReport>,
 }
 
 impl ExecResult {

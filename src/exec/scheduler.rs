@@ -19,6 +19,7 @@ use rustc_hash::FxHashMap;
 
 use crate::analysis::{CellAnalysis, probes};
 use crate::environment::Environment;
+use crate::files::{self, Conflict, FileAccess, FileHasher};
 use crate::graph::Graph;
 use crate::hash::ContentHash;
 use crate::key::{cell_key, resident_hash};
@@ -39,6 +40,8 @@ pub struct CellSpec<'a> {
     pub analysis: &'a CellAnalysis,
     /// Tagged to run every time.
     pub always: bool,
+    /// Tagged never to run.
+    pub skip: bool,
 }
 
 /// Options of a run.
@@ -110,6 +113,10 @@ pub struct CellOutcome {
     pub unpicklable: Vec<(String, String)>,
     /// Library state (probes) the run saw the cell change although no static rule named it.
     pub learned: Vec<String>,
+    /// The files it read, with their content hashes (part of its key).
+    pub files: Vec<(String, ContentHash)>,
+    /// What it did to files (for cached cells: what its record says).
+    pub file_access: FileAccess,
 }
 
 impl CellOutcome {
@@ -121,7 +128,10 @@ impl CellOutcome {
         key: ContentHash,
         inputs: Vec<(String, ContentHash)>,
     ) -> Self {
+        let file_access = access_of_record(&record);
         CellOutcome {
+            files: record.files_read,
+            file_access,
             status,
             reason,
             unpicklable: record
@@ -159,7 +169,25 @@ impl CellOutcome {
             mutated: Vec::new(),
             unpicklable: Vec::new(),
             learned: Vec::new(),
+            files: Vec::new(),
+            file_access: FileAccess::default(),
         }
+    }
+}
+
+/// What a record says its cell did to files.
+fn access_of_record(record: &CellRecord) -> FileAccess {
+    FileAccess {
+        read: record
+            .files_read
+            .iter()
+            .map(|(path, _)| path.clone())
+            .collect(),
+        written: record
+            .files_written
+            .iter()
+            .map(|output| output.path.clone())
+            .collect(),
     }
 }
 
@@ -181,6 +209,8 @@ pub struct Unit<'a> {
     pub cells: &'a [CellSpec<'a>],
     /// The cells' working directory (the notebook's folder).
     pub cwd: &'a std::path::Path,
+    /// The project root: files under it are traced as inputs and outputs.
+    pub root: &'a std::path::Path,
     /// The notebook's previous run, to explain why a cell runs.
     pub previous: Option<&'a NotebookState>,
 }
@@ -260,6 +290,11 @@ pub struct Scheduler<'a> {
     dynamic_reads: Vec<Vec<String>>,
     /// Probes each cell turned out to change though no rule named them.
     learned: Vec<Vec<String>>,
+    /// File content hashes, remembered for the run.
+    hasher: FileHasher,
+    /// What each finished cell did to files, and when (seconds since the start; a replay is
+    /// an instant).
+    access: Vec<Option<(FileAccess, f64, f64)>>,
     start: Instant,
 }
 
@@ -306,6 +341,8 @@ impl<'a> Scheduler<'a> {
             extra_deps: vec![Vec::new(); n_cells],
             dynamic_reads: vec![Vec::new(); n_cells],
             learned: vec![Vec::new(); n_cells],
+            hasher: FileHasher::default(),
+            access: vec![None; n_cells],
             start: Instant::now(),
         }
     }
@@ -386,6 +423,11 @@ impl<'a> Scheduler<'a> {
                 self.finish(idx, CellOutcome::skipped(why), observer);
                 continue;
             }
+            if self.cells[idx].skip {
+                let outcome = CellOutcome::skipped("tagged `nbmemo: skip`".to_string());
+                self.finish(idx, outcome, observer);
+                continue;
+            }
             let inputs = self.resolve(idx);
             let pairs: Vec<(&str, ContentHash)> = inputs
                 .iter()
@@ -395,50 +437,47 @@ impl<'a> Scheduler<'a> {
                     Emitted::Deleted => None,
                 })
                 .collect();
-            let key = cell_key(
-                &self.env.fingerprint,
-                &self.cells[idx].analysis.code_hash,
-                &pairs,
-            );
+            let code = self.cells[idx].analysis.code_hash;
+            let key = cell_key(&self.env.fingerprint, &code, &pairs, &[]);
             let owned_pairs: Vec<(String, ContentHash)> = pairs
                 .iter()
                 .map(|(name, hash)| ((*name).to_string(), *hash))
                 .collect();
+            let root = self.units[self.place[idx].0].root;
             let reason = if self.options.force {
                 "forced (--force)".to_string()
             } else if self.cells[idx].always {
                 "tagged `nbmemo: always`".to_string()
             } else {
-                match self.replayable(&key)? {
-                    Some(record) => {
-                        self.replay(idx, key, owned_pairs, &record, observer);
+                let found = lookup(
+                    self.store,
+                    &self.hasher,
+                    root,
+                    &self.env.fingerprint,
+                    &code,
+                    &pairs,
+                )?;
+                match found {
+                    Some(hit) => {
+                        self.replay(idx, hit, owned_pairs, observer);
                         continue;
                     }
-                    None => explain(
-                        self.units[self.place[idx].0].previous,
-                        self.place[idx].1,
-                        &self.cells[idx].analysis.code_hash,
-                        &self.env.fingerprint,
-                        &owned_pairs,
-                    ),
+                    None => {
+                        let previous = self.units[self.place[idx].0].previous;
+                        explain(
+                            previous,
+                            self.place[idx].1,
+                            &code,
+                            &self.env,
+                            &owned_pairs,
+                            &files_now(previous, self.place[idx].1, &self.hasher, root),
+                        )
+                    }
                 }
             };
             self.state[idx] = State::Ready { key, reason };
         }
         Ok(())
-    }
-
-    /// The stored record for `key`, if every artifact it refers to is still there.
-    fn replayable(&self, key: &ContentHash) -> Result<Option<CellRecord>, RunError> {
-        let Some(record) = self.store.get_record(key)? else {
-            return Ok(None);
-        };
-        for group in &record.values {
-            if !self.store.has_artifact(&group.artifact)? {
-                return Ok(None);
-            }
-        }
-        Ok(Some(record))
     }
 
     /// For each name cell `idx` reads, the value it gets: from the latest dependency that
@@ -515,12 +554,12 @@ impl<'a> Scheduler<'a> {
     fn replay(
         &mut self,
         idx: usize,
-        key: ContentHash,
+        hit: Hit,
         inputs: Vec<(String, ContentHash)>,
-        record: &CellRecord,
         observer: &mut dyn Observer,
     ) {
-        self.emitted[idx] = emitted_of_record(record, &key, idx);
+        let Hit { key, record, files } = hit;
+        self.emitted[idx] = emitted_of_record(&record, &key, idx);
         // A replay teaches what a run would: values it changed that the graph did not expect.
         let as_emitted: Vec<(String, Emitted)> = inputs
             .iter()
@@ -531,14 +570,25 @@ impl<'a> Scheduler<'a> {
             self.state[idx] = State::Waiting;
             return;
         }
+        // The files it wrote, back where they are missing or different.
+        let (unit, local) = self.place[idx];
+        let root = self.units[unit].root;
+        for warning in files::restore_outputs(root, &record.files_written, self.store, &self.hasher)
+        {
+            tracing::warn!("cell {local}: {warning}");
+        }
         let failed = record.status == RecordStatus::Error;
         let (status, reason) = if failed {
             (CellStatus::Failed, "raised (cached result)".to_string())
         } else {
             (CellStatus::Cached, String::new())
         };
-        let outcome = CellOutcome::of_record(record.clone(), status, reason, key, inputs);
+        let mut outcome = CellOutcome::of_record(record, status, reason, key, inputs);
+        outcome.files = files;
+        let now = self.start.elapsed().as_secs_f64();
+        self.access[idx] = Some((outcome.file_access.clone(), now, now));
         self.finish(idx, outcome, observer);
+        self.check_files(idx);
     }
 
     /// Sends ready cells to idle slots, lowest index first. Returns whether a producer was
@@ -742,6 +792,8 @@ impl<'a> Scheduler<'a> {
             candidates,
             writes,
             display_suppressed: self.cells[idx].analysis.display_suppressed,
+            root: Some(self.units[self.place[idx].0].root.display().to_string()),
+            store: Some(self.store.root().display().to_string()),
         };
         Ok(Job {
             cell: idx,
@@ -800,7 +852,24 @@ impl<'a> Scheduler<'a> {
             }
             Err(err) => return Err(err.into()),
         };
-        let record = self.record(
+        // Files: what it read completes its key (the second step); what it wrote is stored.
+        let root = self.units[self.place[idx].0].root;
+        let report = result.files.clone().unwrap_or_default();
+        let access = FileAccess::new(&report.read, &report.listed, &report.written);
+        self.hasher.forget(root, &access.written);
+        let file_inputs = self.hasher.hashes(root, &access.read);
+        let code = self.cells[idx].analysis.code_hash;
+        let value_refs: Vec<(&str, ContentHash)> = pairs
+            .iter()
+            .map(|(name, hash)| (name.as_str(), *hash))
+            .collect();
+        let file_refs: Vec<(&str, ContentHash)> = file_inputs
+            .iter()
+            .map(|(path, hash)| (path.as_str(), *hash))
+            .collect();
+        let first_key = cell_key(&self.env.fingerprint, &code, &value_refs, &[]);
+        let key = cell_key(&self.env.fingerprint, &code, &value_refs, &file_refs);
+        let mut record = self.record(
             &result,
             &blobs,
             completion.slot,
@@ -808,8 +877,15 @@ impl<'a> Scheduler<'a> {
             idx,
             &key,
         )?;
+        record.files_read.clone_from(&file_inputs);
+        record.files_written = files::capture_outputs(root, &access.written, self.store)?;
         if let Err(err) = self.store.put_record(&key, &record) {
             tracing::warn!("failed to cache cell {idx}: {err}");
+        }
+        if !access.read.is_empty()
+            && let Err(err) = self.store.put_manifest(&first_key, &access.read)
+        {
+            tracing::warn!("failed to cache the files cell {idx} read: {err}");
         }
         if stale {
             // The result is right for its inputs (and now cached), but an input changed.
@@ -835,10 +911,80 @@ impl<'a> Scheduler<'a> {
         let outcome = CellOutcome {
             started_at: Some(started_at),
             finished_at: Some(finished_at),
+            file_access: access.clone(),
             ..CellOutcome::of_record(record, status, reason, key, pairs)
         };
+        self.access[idx] = Some((access, started_at, finished_at));
         self.finish(idx, outcome, observer);
+        self.check_files(idx);
         Ok(())
+    }
+
+    /// Cells the graph left unordered may still touch the same files (the static rules and
+    /// what earlier runs saw are not complete). When cell `idx` and another cell of its
+    /// notebook touched a path in an order-dependent way and the later one started before the
+    /// earlier one ended, the cell that may have seen the wrong content runs again, after the
+    /// other, and its record is dropped: the later cell when the earlier wrote the path, the
+    /// earlier cell when the later one overwrote what it read.
+    fn check_files(&mut self, idx: usize) {
+        if self.access[idx]
+            .as_ref()
+            .is_none_or(|(access, _, _)| access.is_empty())
+        {
+            return;
+        }
+        let unit = self.place[idx].0;
+        let others: Vec<usize> = (0..self.cells.len())
+            .filter(|&other| other != idx && self.place[other].0 == unit)
+            .collect();
+        for other in others {
+            let (early, late) = (other.min(idx), other.max(idx));
+            if self.ancestors[late].contains(&early) {
+                continue;
+            }
+            let (Some((early_access, _, early_end)), Some((late_access, late_start, _))) =
+                (&self.access[early], &self.access[late])
+            else {
+                continue;
+            };
+            if late_start >= early_end {
+                continue;
+            }
+            let suspect = match early_access.conflict(late_access) {
+                None => continue,
+                Some(Conflict::Follows(path)) => {
+                    tracing::info!(
+                        "cell {} touched `{path}` while cell {} (earlier) was writing it: it runs again after it",
+                        self.place[late].1,
+                        self.place[early].1
+                    );
+                    self.add_dependencies(late, &[early]);
+                    late
+                }
+                Some(Conflict::Overwrote(path)) => {
+                    tracing::info!(
+                        "cell {} overwrote `{path}` while cell {} (earlier) was reading it: that one runs again",
+                        self.place[late].1,
+                        self.place[early].1
+                    );
+                    early
+                }
+            };
+            let ran = self.outcomes[suspect]
+                .as_ref()
+                .filter(|outcome| outcome.status != CellStatus::Cached)
+                .and_then(|outcome| outcome.key);
+            if let Some(key) = ran
+                && let Err(err) = self.store.remove_record(&key)
+            {
+                tracing::warn!("failed to drop a cached result: {err}");
+            }
+            self.access[suspect] = None;
+            self.invalidate(suspect);
+            if suspect == idx {
+                return;
+            }
+        }
     }
 
     /// Stores a result's artifacts and builds its record; fills in what the cell emitted.
@@ -916,6 +1062,8 @@ impl<'a> Scheduler<'a> {
                 .collect(),
             duration_s: result.duration_s,
             created_unix_s,
+            files_read: Vec::new(),
+            files_written: Vec::new(),
         })
     }
 
@@ -980,11 +1128,31 @@ impl<'a> Scheduler<'a> {
             self.add_dependencies(idx, &setters);
             rerun_self = true;
         }
+        let unit = self.place[idx].0;
         for reader in idx + 1..self.cells.len() {
+            if self.place[reader].0 != unit {
+                break;
+            }
+            let node = &self.graph.cells[reader];
             let reads_it = surprises
                 .iter()
-                .any(|name| self.graph.cells[reader].reads.contains(name));
-            if !reads_it || self.ancestors[reader].contains(&idx) {
+                .any(|name| node.reads.contains(name) || self.dynamic_reads[reader].contains(name));
+            // An ambient setting (options, styles, the working directory…) shapes every later
+            // cell; a generator, the later cells that draw from it. The graph gave them no
+            // such read (no earlier cell was known to change it): they get it now.
+            let new_reads: Vec<String> = surprises
+                .iter()
+                .filter(|name| {
+                    probes::is_probe(name)
+                        && !node.reads.contains(*name)
+                        && !self.dynamic_reads[reader].contains(*name)
+                        && (probes::AMBIENT.contains(&name.as_str()) || node.writes.contains(*name))
+                })
+                .cloned()
+                .collect();
+            let gets_new = !new_reads.is_empty();
+            self.dynamic_reads[reader].extend(new_reads);
+            if (!reads_it && !gets_new) || self.ancestors[reader].contains(&idx) {
                 continue;
             }
             tracing::info!(
@@ -1017,6 +1185,7 @@ impl<'a> Scheduler<'a> {
             State::Ready { .. } | State::Finished => self.state[idx] = State::Waiting,
         }
         self.emitted[idx].clear();
+        self.access[idx] = None;
         for later in idx + 1..self.cells.len() {
             if self.ancestors[later].contains(&idx) {
                 self.invalidate(later);
@@ -1033,12 +1202,15 @@ impl<'a> Scheduler<'a> {
 }
 
 /// Why a cell whose key is not in the store must run, from what the previous run recorded.
+///
+/// `files_now` holds the current hashes of the files the previous run of the cell read.
 pub fn explain(
     previous: Option<&NotebookState>,
     idx: usize,
     code: &ContentHash,
-    env: &ContentHash,
+    env: &Environment,
     inputs: &[(String, ContentHash)],
+    files_now: &[(String, ContentHash)],
 ) -> String {
     let Some(previous) = previous else {
         return "no previous run".to_string();
@@ -1058,8 +1230,8 @@ pub fn explain(
             "new cell".to_string()
         };
     };
-    if trace.env != *env {
-        return "environment changed".to_string();
+    if trace.env != env.fingerprint {
+        return env.changes_since(&previous.distributions);
     }
     let before: FxHashMap<&str, &ContentHash> = trace
         .inputs
@@ -1105,6 +1277,33 @@ pub fn explain(
     if !removed.is_empty() {
         parts.push(format!("no longer reads {}", quote(&removed)));
     }
+    let mut files_changed: Vec<&str> = trace
+        .files
+        .iter()
+        .filter(|(path, hash)| {
+            files_now
+                .iter()
+                .any(|(now_path, now_hash)| now_path == path && now_hash != hash)
+        })
+        .map(|(path, _)| path.as_str())
+        .collect();
+    files_changed.sort_unstable();
+    if !files_changed.is_empty() {
+        let (folders, plain): (Vec<&str>, Vec<&str>) =
+            files_changed.iter().partition(|path| path.ends_with('/'));
+        if !plain.is_empty() {
+            let noun = if plain.len() == 1 { "file" } else { "files" };
+            parts.push(format!("{noun} {} changed", quote(&plain)));
+        }
+        if !folders.is_empty() {
+            let noun = if folders.len() == 1 {
+                "folder"
+            } else {
+                "folders"
+            };
+            parts.push(format!("{noun} {} changed", quote(&folders)));
+        }
+    }
     if parts.is_empty() {
         "no cached result".to_string()
     } else {
@@ -1118,7 +1317,84 @@ pub fn trace_of(code: &ContentHash, env: &ContentHash, outcome: &CellOutcome) ->
         code_hash: *code,
         env: *env,
         inputs: outcome.inputs.clone(),
+        files: outcome.files.clone(),
     })
+}
+
+/// The current hashes of the files the previous run of cell `idx` read.
+pub fn files_now(
+    previous: Option<&NotebookState>,
+    idx: usize,
+    hasher: &FileHasher,
+    root: &std::path::Path,
+) -> Vec<(String, ContentHash)> {
+    let Some(trace) = previous
+        .and_then(|state| state.traces.get(idx))
+        .and_then(Option::as_ref)
+    else {
+        return Vec::new();
+    };
+    let paths: Vec<String> = trace.files.iter().map(|(path, _)| path.clone()).collect();
+    hasher.hashes(root, &paths)
+}
+
+/// A cell found in the store: the key it was found under, its record, and the files (with
+/// their current hashes) that completed the key.
+pub struct Hit {
+    /// The key.
+    pub key: ContentHash,
+    /// The record.
+    pub record: CellRecord,
+    /// The files read.
+    pub files: Vec<(String, ContentHash)>,
+}
+
+/// Looks a cell up in two steps (cache-format "Cell key"): its key without files finds a
+/// record of a run that read none, or the lists of files its runs read; the current hashes of
+/// each list complete a key to look up. A record whose artifacts are not all stored is a miss.
+pub fn lookup(
+    store: &Store,
+    hasher: &FileHasher,
+    root: &std::path::Path,
+    env: &ContentHash,
+    code: &ContentHash,
+    values: &[(&str, ContentHash)],
+) -> Result<Option<Hit>, crate::store::Error> {
+    let first_key = cell_key(env, code, values, &[]);
+    if let Some(record) = replayable(store, &first_key)?
+        && record.files_read.is_empty()
+    {
+        return Ok(Some(Hit {
+            key: first_key,
+            record,
+            files: Vec::new(),
+        }));
+    }
+    for list in store.get_manifest(&first_key)? {
+        let files = hasher.hashes(root, &list);
+        let refs: Vec<(&str, ContentHash)> = files
+            .iter()
+            .map(|(path, hash)| (path.as_str(), *hash))
+            .collect();
+        let key = cell_key(env, code, values, &refs);
+        if let Some(record) = replayable(store, &key)? {
+            return Ok(Some(Hit { key, record, files }));
+        }
+    }
+    Ok(None)
+}
+
+/// The stored record for `key`, if every artifact it refers to is still there.
+fn replayable(store: &Store, key: &ContentHash) -> Result<Option<CellRecord>, crate::store::Error> {
+    let Some(record) = store.get_record(key)? else {
+        return Ok(None);
+    };
+    for artifact in record.artifacts() {
+        if !store.has_artifact(&artifact)? {
+            return Ok(None);
+        }
+    }
+    Ok(Some(record))
 }
 
 /// What a stored record makes available to later cells.
@@ -1188,6 +1464,8 @@ pub enum Prediction {
     Cached,
     /// It would run, and why.
     WouldRun(String),
+    /// It would not run, and why (a `nbmemo: skip` tag, or a skipped dependency).
+    Skipped(String),
 }
 
 /// Predicts, for every cell, whether a run would replay it or run it (`nbmemo plan`). A cell
@@ -1198,13 +1476,28 @@ pub fn predict(
     store: &Store,
     env: &Environment,
     previous: Option<&NotebookState>,
+    root: &std::path::Path,
 ) -> Vec<Prediction> {
     let ancestors = ancestors(graph);
+    let hasher = FileHasher::default();
     let mut emitted: Vec<FxHashMap<String, Option<Emitted>>> =
         vec![FxHashMap::default(); cells.len()];
     let mut predictions = Vec::with_capacity(cells.len());
     for idx in 0..cells.len() {
         let node = &graph.cells[idx];
+        if cells[idx].skip {
+            predictions.push(Prediction::Skipped("tagged `nbmemo: skip`".to_string()));
+            continue;
+        }
+        let skipped_dep = node
+            .depends_on
+            .keys()
+            .copied()
+            .find(|&dep| matches!(predictions.get(dep), Some(Prediction::Skipped(_))));
+        if let Some(dep) = skipped_dep {
+            predictions.push(Prediction::Skipped(format!("cell {dep} is skipped")));
+            continue;
+        }
         let mut pairs: Vec<(&str, ContentHash)> = Vec::new();
         let mut unknown: Option<usize> = None;
         for name in &node.reads {
@@ -1222,12 +1515,10 @@ pub fn predict(
         }
         let code = &cells[idx].analysis.code_hash;
         let record = if unknown.is_none() && !cells[idx].always {
-            let key = cell_key(&env.fingerprint, code, &pairs);
-            store
-                .get_record(&key)
+            lookup(store, &hasher, root, &env.fingerprint, code, &pairs)
                 .ok()
                 .flatten()
-                .map(|record| (key, record))
+                .map(|hit| (hit.key, hit.record))
         } else {
             None
         };
@@ -1258,7 +1549,8 @@ pub fn predict(
                         .iter()
                         .map(|(name, hash)| ((*name).to_string(), *hash))
                         .collect();
-                    explain(previous, idx, code, &env.fingerprint, &owned)
+                    let files = files_now(previous, idx, &hasher, root);
+                    explain(previous, idx, code, env, &owned, &files)
                 };
                 predictions.push(Prediction::WouldRun(reason));
             }

@@ -340,6 +340,8 @@ mod tests {
             mutated: Vec::new(),
             unpicklable: Vec::new(),
             learned: Vec::new(),
+            files: Vec::new(),
+            file_access: Default::default(),
         }
     }
 

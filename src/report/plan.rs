@@ -95,10 +95,11 @@ impl Plan<'_> {
                     "cache": self.prediction(idx).map(|prediction| match prediction {
                         Prediction::Cached => "cached",
                         Prediction::WouldRun(_) => "would run",
+                        Prediction::Skipped(_) => "skipped",
                     }),
                     "reason": self.prediction(idx).map(|prediction| match prediction {
                         Prediction::Cached => "",
-                        Prediction::WouldRun(reason) => reason.as_str(),
+                        Prediction::WouldRun(reason) | Prediction::Skipped(reason) => reason.as_str(),
                     }),
                 })
             })

@@ -245,6 +245,8 @@ pub fn to_json(
                 "outputs": outcome.outputs,
                 "mutated": outcome.mutated,
                 "unpicklable": outcome.unpicklable.iter().map(|(name, type_name)| json!({"name": name, "type": type_name})).collect::<Vec<_>>(),
+                "files_read": outcome.file_access.read,
+                "files_written": outcome.file_access.written,
             })
         })
         .collect();

@@ -4,16 +4,16 @@
 //! This is one of the two serialization boundaries of nbmemo (the other is the worker
 //! protocol): everything that reaches the cache's bytes is defined here, and every change here
 //! bumps [`FORMAT_VERSION`] and adds an entry to `cache-format/CHANGELOG.md`. The normative
-//! description of these layouts is `cache-format/v1.md`; keep the two in step.
+//! description of these layouts is `cache-format/v2.md`; keep the two in step.
 
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
 use crate::hash::ContentHash;
 
-/// The version of the cache format: the directory name (`cache/v1/`), the `format_version` entry
+/// The version of the cache format: the directory name (`cache/v2/`), the `format_version` entry
 /// of the `meta` table and the first input of every cell key.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Artifacts larger than this many bytes are kept as files in `blobs/`, not in the database.
 pub const INLINE_ARTIFACT_MAX: usize = 256 * 1024;
@@ -36,6 +36,9 @@ pub(crate) const RECORDS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::n
 pub(crate) const RECORD_USED: TableDefinition<&[u8; 32], u64> = TableDefinition::new("record_used");
 /// `notebooks`: notebook id (UTF-8) → sealed [`NotebookState`] JSON.
 pub(crate) const NOTEBOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("notebooks");
+/// Manifests: the first-step key of a cell (its key without files) → the lists of files its
+/// runs read, newest first (sealed JSON `[[path]]`).
+pub(crate) const MANIFESTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("manifests");
 
 /// `meta` key: [`FORMAT_VERSION`] as u32 LE.
 pub(crate) const META_FORMAT_VERSION: &str = "format_version";
@@ -224,12 +227,39 @@ pub struct CellRecord {
     pub duration_s: f64,
     /// When the record was made, in seconds since the Unix epoch.
     pub created_unix_s: u64,
+    /// Files and listings the cell read under the project root, with their content hashes
+    /// (they are part of its key).
+    #[serde(with = "name_hash_pairs")]
+    pub files_read: Vec<(String, ContentHash)>,
+    /// Files and directories the cell left behind under the project root (restored on replay).
+    pub files_written: Vec<FileOutput>,
+}
+
+/// A path a cell wrote, as it was when the cell ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileOutput {
+    /// Relative to the project root, `/`-separated.
+    pub path: String,
+    /// The file's content, for a regular file.
+    #[serde(with = "hex_hash_opt")]
+    pub artifact: Option<ContentHash>,
+    /// A directory the cell created.
+    pub dir: bool,
 }
 
 impl CellRecord {
     /// The artifacts the record refers to by hash (not counting an externalized outputs list).
     pub fn value_artifacts(&self) -> impl Iterator<Item = ContentHash> + '_ {
         self.values.iter().map(|group| group.artifact)
+    }
+
+    /// Every artifact the record refers to: its values and the files it wrote.
+    pub fn artifacts(&self) -> impl Iterator<Item = ContentHash> + '_ {
+        self.value_artifacts().chain(
+            self.files_written
+                .iter()
+                .filter_map(|output| output.artifact),
+        )
     }
 
     /// A copy of the record without its outputs list, which is stored apart.
@@ -250,6 +280,8 @@ impl CellRecord {
                 0.0
             },
             created_unix_s: self.created_unix_s,
+            files_read: self.files_read.clone(),
+            files_written: self.files_written.clone(),
         }
     }
 }
@@ -278,6 +310,22 @@ pub struct CellTrace {
     /// `(name, artifact hash)` of each value read.
     #[serde(with = "name_hash_pairs")]
     pub inputs: Vec<(String, ContentHash)>,
+    /// The files read, with their hashes.
+    #[serde(default, with = "name_hash_pairs")]
+    pub files: Vec<(String, ContentHash)>,
+}
+
+/// What a run saw one cell's code do to files: the paths it read (a listing as `dir/`) and
+/// wrote. The next run's graph orders cells by it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileUse {
+    /// The cell's normalized code hash.
+    #[serde(with = "hex_hash")]
+    pub code_hash: ContentHash,
+    /// Paths read; a directory listing as `dir/`.
+    pub read: Vec<String>,
+    /// Paths written, created or removed.
+    pub written: Vec<String>,
 }
 
 /// What the last run learned about one notebook, for `plan` and graph refinement.
@@ -295,6 +343,13 @@ pub struct NotebookState {
     /// `(cell code hash, name)`: may-mutate candidates the run confirmed.
     #[serde(with = "hex_hash_pairs")]
     pub confirmed: Vec<(ContentHash, String)>,
+    /// What the cells' code did to files, per code hash.
+    #[serde(default)]
+    pub files: Vec<FileUse>,
+    /// The installed distributions of the environment of the run (`name==version`), to say
+    /// which one changed.
+    #[serde(default)]
+    pub distributions: Vec<String>,
     /// When the state was written, in seconds since the Unix epoch.
     pub updated_unix_s: u64,
 }

@@ -8,7 +8,7 @@
 //! about: another process holding the store, or real I/O failures such as a full disk.
 //!
 //! Only the parent process opens the store; workers send their outputs over the protocol. The
-//! on-disk layout is specified in `cache-format/v1.md` and defined in [`format`](mod@format); large
+//! on-disk layout is specified in `cache-format/v2.md` and defined in [`format`](mod@format); large
 //! artifacts are files handled by `blobs`.
 //!
 //! Writes commit without fsync ([`redb::Durability::None`]); [`Store::flush`] makes everything
@@ -38,14 +38,17 @@ use redb::{
 use crate::hash::ContentHash;
 use blobs::{Blobs, lock};
 use format::{
-    ARTIFACTS, ArtifactEntry, INLINE_ARTIFACT_MAX, INLINE_OUTPUTS_MAX, META, META_CREATED,
-    META_FORMAT_VERSION, META_LAST_FLUSH, META_NBMEMO_VERSION, META_REDB_VERSION, NOTEBOOKS,
-    RECORD_USED, RECORDS, REDB_VERSION, StoredRecord,
+    ARTIFACTS, ArtifactEntry, INLINE_ARTIFACT_MAX, INLINE_OUTPUTS_MAX, MANIFESTS, META,
+    META_CREATED, META_FORMAT_VERSION, META_LAST_FLUSH, META_NBMEMO_VERSION, META_REDB_VERSION,
+    NOTEBOOKS, RECORD_USED, RECORDS, REDB_VERSION, StoredRecord,
 };
 pub use format::{
-    CellRecord, CellTrace, ErrorInfo, FORMAT_VERSION, NotebookState, RecordStatus, Unpicklable,
-    ValueGroup,
+    CellRecord, CellTrace, ErrorInfo, FORMAT_VERSION, FileOutput, FileUse, NotebookState,
+    RecordStatus, Unpicklable, ValueGroup,
 };
+
+/// How many file lists a manifest keeps per first-step key (the newest).
+const MANIFEST_LISTS: usize = 8;
 
 /// How often [`Store::open`] retries while another process holds the store.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
@@ -129,7 +132,7 @@ struct Layout {
     dir: PathBuf,
     /// `dir/cache`: tagged with `CACHEDIR.TAG`, holds one directory per format version.
     cache: PathBuf,
-    /// `dir/cache/v1`.
+    /// `dir/cache/v2`.
     root: PathBuf,
     db: PathBuf,
     blobs: PathBuf,
@@ -370,6 +373,7 @@ fn check_meta(db: &Database) -> Result<MetaCheck, redb::Error> {
         txn.open_table(RECORDS).map(drop),
         txn.open_table(RECORD_USED).map(drop),
         txn.open_table(NOTEBOOKS).map(drop),
+        txn.open_table(MANIFESTS).map(drop),
     ] {
         if let Err(err) = result {
             return foreign_or_err(err);
@@ -403,6 +407,7 @@ fn initialize(db: &Database) -> Result<(), redb::Error> {
         txn.open_table(RECORDS)?;
         txn.open_table(RECORD_USED)?;
         txn.open_table(NOTEBOOKS)?;
+        txn.open_table(MANIFESTS)?;
     }
     txn.commit()?;
     Ok(())
@@ -528,7 +533,7 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) the store under `dir` (`<project>/.nbmemo`): the database
-    /// `dir/cache/v1/cache.redb`, large artifacts in `dir/cache/v1/blobs/`, a `CACHEDIR.TAG` in
+    /// `dir/cache/v2/cache.redb`, large artifacts in `dir/cache/v2/blobs/`, a `CACHEDIR.TAG` in
     /// `dir/cache/` and a `.gitignore` containing `*` in `dir`.
     ///
     /// While another nbmemo process holds the store, polls for up to `wait`, then returns
@@ -551,7 +556,7 @@ impl Store {
         })
     }
 
-    /// The directory of this format version's files (`dir/cache/v1`).
+    /// The directory of this format version's files (`dir/cache/v2`).
     pub fn root(&self) -> &Path {
         &self.layout.root
     }
@@ -818,7 +823,7 @@ impl Store {
         };
         let referenced: Vec<ContentHash> = stored
             .record
-            .value_artifacts()
+            .artifacts()
             .chain(stored.outputs_artifact)
             .collect();
         let missing = self.with_db(|db| {
@@ -845,6 +850,75 @@ impl Store {
                 hash.short(12)
             );
         }
+        Ok(())
+    }
+
+    /// The lists of files that runs of a cell read, newest first, under its first-step key
+    /// (its key without files; cache-format "Cell key"). Empty when none is known or the entry
+    /// is damaged (logged and forgotten).
+    pub fn get_manifest(&self, first_key: &ContentHash) -> Result<Vec<Vec<String>>, Error> {
+        let raw = self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(MANIFESTS)?;
+            Ok(table.get(&first_key.0)?.map(|value| value.value().to_vec()))
+        })?;
+        let Some(raw) = raw.flatten() else {
+            return Ok(Vec::new());
+        };
+        match format::unseal::<Vec<Vec<String>>>(&first_key.0, &raw) {
+            Ok(lists) => Ok(lists),
+            Err(err) => {
+                tracing::warn!(
+                    "cache manifest {} is damaged ({err}); treating it as a miss",
+                    first_key.short(12)
+                );
+                let _ = self.with_db(|db| {
+                    let txn = begin_write(db, false)?;
+                    txn.open_table(MANIFESTS)?.remove(&first_key.0)?;
+                    txn.commit()?;
+                    Ok(())
+                });
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Records that a run of the cell with first-step key `first_key` read `files` (sorted): the
+    /// list goes first in the manifest, which keeps the newest few.
+    pub fn put_manifest(&self, first_key: &ContentHash, files: &[String]) -> Result<(), Error> {
+        if self.disabled.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut lists = self.get_manifest(first_key)?;
+        if lists.first().is_some_and(|first| first == files) {
+            return Ok(());
+        }
+        lists.retain(|list| list != files);
+        lists.insert(0, files.to_vec());
+        lists.truncate(MANIFEST_LISTS);
+        let value = match format::seal(&first_key.0, &lists) {
+            Ok(value) => value,
+            Err(_) => return Ok(()),
+        };
+        self.with_db(|db| {
+            let txn = begin_write(db, false)?;
+            txn.open_table(MANIFESTS)?
+                .insert(&first_key.0, value.as_slice())?;
+            txn.commit()?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Forgets the record stored under `key` (a result the run found untrustworthy).
+    pub fn remove_record(&self, key: &ContentHash) -> Result<(), Error> {
+        self.with_db(|db| {
+            let txn = begin_write(db, false)?;
+            txn.open_table(RECORDS)?.remove(&key.0)?;
+            txn.open_table(RECORD_USED)?.remove(&key.0)?;
+            txn.commit()?;
+            Ok(())
+        })?;
         Ok(())
     }
 

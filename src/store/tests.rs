@@ -79,6 +79,12 @@ fn sample_record(values: Vec<ValueGroup>) -> CellRecord {
         }],
         duration_s: 0.25,
         created_unix_s: 1_700_000_000,
+        files_read: vec![("data.csv".to_owned(), ContentHash([3; 32]))],
+        files_written: vec![FileOutput {
+            path: "out/x.txt".to_owned(),
+            artifact: None,
+            dir: false,
+        }],
     }
 }
 
@@ -381,12 +387,19 @@ fn notebook_state_round_trip() {
                 code_hash: key(5),
                 env: key(6),
                 inputs: vec![("df".to_owned(), key(9))],
+                files: vec![("data.csv".to_owned(), key(4))],
             }),
             None,
             None,
         ],
         refuted: vec![(key(7), "df".to_owned())],
         confirmed: vec![(key(8), "model".to_owned())],
+        files: vec![FileUse {
+            code_hash: key(5),
+            read: vec!["data.csv".to_owned(), "out/".to_owned()],
+            written: vec!["out/x.txt".to_owned()],
+        }],
+        distributions: vec!["numpy==2.2.6".to_owned()],
         updated_unix_s: 1_700_000_001,
     };
     assert_eq!(store.get_notebook_state("nb.ipynb").expect("get"), None);
@@ -411,7 +424,7 @@ fn notebook_state_round_trip() {
 fn layout_has_cachedir_tag_gitignore_and_pid_file() {
     let (_temp, dir) = cache_dir();
     let store = open(&dir);
-    assert_eq!(store.root(), dir.join("cache").join("v1"));
+    assert_eq!(store.root(), dir.join("cache").join("v2"));
     assert!(store.root().join("cache.redb").is_file());
     let tag = fs_err::read_to_string(dir.join("cache").join("CACHEDIR.TAG")).expect("tag");
     assert!(tag.starts_with("Signature: 8a477f597d28d172789f06886806bc55"));
@@ -797,13 +810,20 @@ fn encodings_are_stable() {
             unpicklable: Vec::new(),
             duration_s: 0.5,
             created_unix_s: 7,
+            files_read: vec![("data.csv".to_owned(), ContentHash([0xcd; 32]))],
+            files_written: vec![FileOutput {
+                path: "out".to_owned(),
+                artifact: None,
+                dir: true,
+            }],
         },
     };
     let ab = "ab".repeat(32);
+    let cd = "cd".repeat(32);
     assert_eq!(
         serde_json::to_string(&stored).expect("encode"),
         format!(
-            r#"{{"outputs_artifact":null,"record":{{"status":"ok","stdout":"1\n","stderr":"","outputs":[{{"output_type":"stream","name":"stdout","text":"1\n"}}],"error":null,"values":[{{"names":["x"],"artifact":"{ab}"}}],"deleted":[],"mutated":[],"unpicklable":[],"duration_s":0.5,"created_unix_s":7}}}}"#
+            r#"{{"outputs_artifact":null,"record":{{"status":"ok","stdout":"1\n","stderr":"","outputs":[{{"output_type":"stream","name":"stdout","text":"1\n"}}],"error":null,"values":[{{"names":["x"],"artifact":"{ab}"}}],"deleted":[],"mutated":[],"unpicklable":[],"duration_s":0.5,"created_unix_s":7,"files_read":[["data.csv","{cd}"]],"files_written":[{{"path":"out","artifact":null,"dir":true}}]}}}}"#
         )
     );
     let sealed = format::seal(b"key", &stored).expect("seal");

@@ -608,3 +608,45 @@ fn objects_shared_by_values_of_different_cells_stay_shared() {
     );
     assert_eq!(stdouts(&settled), expected, "{settled:#}");
 }
+
+/// Settings changed where the analysis cannot see it (a helper module's function) reach every
+/// later cell in the very first run: the run learns the change and re-runs what already read
+/// the old settings.
+#[test]
+fn settings_changed_inside_a_helper_module_reach_later_cells_on_the_first_run() {
+    let project = Project::new();
+    project.ctx.write("data.txt", "top\n");
+    project.ctx.write("sub/data.txt", "sub\n");
+    project.ctx.write(
+        "helper.py",
+        "import os\nimport pandas as pd\n\ndef configure():\n    pd.set_option('display.max_rows', 5)\n    os.chdir('sub')\n",
+    );
+    let cells = [
+        "import pandas as pd\nimport helper",
+        "helper.configure()",
+        "print(pd.get_option('display.max_rows'))",
+        "print(open('data.txt').read())",
+    ];
+    let notebook = write(&project, "nb.py", &cells);
+    let cold = cold_then_cached(&project, "nb.py", &notebook, &["-j", "2"]);
+    assert_eq!(stdouts(&cold)[2], "5\n");
+    assert_eq!(stdouts(&cold)[3], "sub\n\n");
+}
+
+/// `from matplotlib import rcParams` and `from os import environ` bind the state objects
+/// themselves: writes through them travel like writes through `mpl.rcParams`/`os.environ`.
+/// A Cython function (`np.random.rand`) is a value like any other.
+#[test]
+fn state_objects_imported_by_name_and_cython_functions() {
+    let project = Project::new();
+    let cells = [
+        "from matplotlib import rcParams\nrcParams['lines.linewidth'] = 3",
+        "from os import environ\nenviron['NBMEMO_FIDELITY'] = '1'",
+        "import matplotlib as mpl, os\nprint(mpl.rcParams['lines.linewidth'], os.environ.get('NBMEMO_FIDELITY'))",
+        "import numpy as np\nnp.random.seed(1)\ndraw = np.random.rand",
+        "print(round(float(draw()), 6))",
+    ];
+    let notebook = write(&project, "nb.py", &cells);
+    let cold = cold_then_cached(&project, "nb.py", &notebook, &[]);
+    assert_eq!(stdouts(&cold)[2], "3.0 1\n");
+}

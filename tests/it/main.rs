@@ -5,5 +5,6 @@ mod common;
 mod corpus;
 mod examples;
 mod fidelity;
+mod files;
 mod plan;
 mod run;

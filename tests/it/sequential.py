@@ -41,6 +41,8 @@ def code_cells(path):
 def main():
     path = sys.argv[1]
     os.chdir(os.path.dirname(os.path.abspath(path)))
+    # As in Jupyter (and nbmemo's workers): modules beside the notebook are importable.
+    sys.path[0] = ""
     namespace = {"__name__": "__main__"}
     results = []
     for source in code_cells(path):

@@ -742,6 +742,13 @@ class OptionalPackagesTest(unittest.TestCase):
         cls.w.close()
 
     @unittest.skipUnless(_has("numpy"), "numpy is not installed")
+    def test_cython_functions_are_values(self):
+        # Their type's `__module__` is a descriptor, not a string.
+        r = self.w.exec("import numpy as np\nr = np.random.rand\nprint(callable(r))",
+                        writes=["np", "r"])
+        self.assertEqual((r.status, r.stdout), ("ok", "True\n"), r.error)
+
+    @unittest.skipUnless(_has("numpy"), "numpy is not installed")
     def test_numpy_views_share(self):
         r = self.w.exec("import numpy as np\na = np.arange(10)\nv = a[2:5]\nb = np.ones(3)",
                         writes=["np", "a", "v", "b"])
@@ -1353,6 +1360,87 @@ class StateProbesTest(unittest.TestCase):
                 "model = RandomForestClassifier(n_estimators=3, random_state=None).fit(X, y)\n")
         r = self.run_on(self.w1, code, writes=["np", "RandomForestClassifier", "X", "y", "model"])
         self.assertIn("@numpy.random", self.probe_names(r))
+
+
+
+@unittest.skipIf(cloudpickle is None, "cloudpickle is not installed")
+class FileTrackingTest(unittest.TestCase):
+    """The audit hook: what a cell reads, lists and writes under the project root."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.w = Worker()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.w.close()
+
+    def setUp(self):
+        self.root = os.path.realpath(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.root, True)
+        self.outside = os.path.realpath(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.outside, True)
+        with open(os.path.join(self.root, "data.csv"), "w") as f:
+            f.write("a,b\n1,2\n")
+        os.mkdir(os.path.join(self.root, "sub"))
+
+    def files(self, code, **kw):
+        kw.setdefault("cwd", self.root)
+        r = self.w.exec(code, root=self.root, store=os.path.join(self.root, ".nbmemo"), **kw)
+        self.assertEqual(r.status, "ok", (r.error, self.w.stderr_text()))
+        return r.files
+
+    def test_reads_writes_and_listings_relative_to_the_root(self):
+        f = self.files(
+            "import os\n"
+            "text = open('data.csv').read()\n"
+            "os.makedirs('out/deep', exist_ok=True)\n"
+            "open('out/deep/x.txt', 'w').write(text)\n"
+            "print(open('out/deep/x.txt').read())\n"  # its own output: not an input
+            "names = os.listdir('sub')\n"
+            "import pathlib\n"
+            "pathlib.Path('sub/y.txt').write_text('y')\n"
+            "os.rename('sub/y.txt', 'sub/z.txt')\n"
+            "open(%r, 'w').write('outside')\n" % os.path.join(self.outside, "o.txt"))
+        self.assertEqual(f["read"], ["data.csv"])
+        self.assertEqual(f["listed"], ["sub"])
+        self.assertEqual(f["written"], ["out", "out/deep", "out/deep/x.txt", "sub/y.txt",
+                                        "sub/z.txt"])
+
+    def test_relative_paths_follow_the_working_directory(self):
+        f = self.files("import os\nos.chdir('sub')\nopen('n.txt', 'w').close()\n"
+                       "print(os.path.exists('../data.csv'), open('../data.csv').read()[:1])")
+        self.assertEqual(f["read"], ["data.csv"])
+        self.assertEqual(f["written"], ["sub/n.txt"])
+
+    @unittest.skipUnless(_has("numpy") and _has("pandas"), "numpy and pandas are needed")
+    def test_library_reads_and_writes_are_seen(self):
+        f = self.files("import numpy as np, pandas as pd\n"
+                       "df = pd.read_csv('data.csv')\n"
+                       "np.save('arr.npy', np.arange(3))\n"
+                       "back = np.load('arr.npy')\n"
+                       "df.to_csv('copy.csv')\n")
+        self.assertEqual(f["read"], ["data.csv"])
+        self.assertEqual(f["written"], ["arr.npy", "copy.csv"])
+
+    def test_imports_store_and_pycache_are_not_traced(self):
+        with open(os.path.join(self.root, "localmod.py"), "w") as f:
+            f.write("VALUE = 7\n")
+        os.makedirs(os.path.join(self.root, ".nbmemo"))
+        with open(os.path.join(self.root, ".nbmemo", "x"), "w") as f:
+            f.write("")
+        f = self.files("import sys\nsys.path.insert(0, '.')\nimport localmod\n"
+                       "open('.nbmemo/x').read()\nimport json\n")
+        # The module's source counts as read by the cell holding the module (not through the
+        # import machinery: whether a .pyc existed must not matter); the store is not traced.
+        self.assertEqual(f["read"], ["localmod.py"])
+        self.assertEqual(f["listed"], [])
+        self.assertEqual(f["written"], [])
+
+    def test_no_root_no_tracing(self):
+        r = self.w.exec("open('data.csv').read()", cwd=self.root)
+        self.assertEqual(r.status, "ok")
+        self.assertIsNone(r.files)
 
 
 if __name__ == "__main__":

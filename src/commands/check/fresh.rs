@@ -31,11 +31,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::cli::CheckArgs;
-use crate::db::{
-    Database, NotebookFile, cell_analysis, code_cells, notebook_graph, parsed_notebook,
-};
+use crate::db::{Database, cell_analysis, code_cells, notebook_graph, parsed_notebook};
 use crate::environment::InterpreterCache;
 use crate::exec::resolve_python;
+use crate::exec::scheduler::lookup;
 use crate::graph::Graph;
 use crate::hash::ContentHash;
 use crate::key::{cell_key, resident_hash};
@@ -45,7 +44,7 @@ use crate::report::Printer;
 use crate::report::plan::first_line;
 use crate::store::{NotebookState, RecordStatus, Store};
 
-use super::super::{ExitStatus, learned_probes};
+use super::super::{ExitStatus, notebook_input};
 
 /// Why a cell's stored outputs are not those of its current code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,12 +102,7 @@ pub(super) fn check_outputs(
                 .ok()
                 .flatten()
         });
-        let refuted = previous
-            .as_ref()
-            .map(|state| state.refuted.clone())
-            .unwrap_or_default();
-        let learned = previous.as_ref().map(learned_probes).unwrap_or_default();
-        let file = NotebookFile::new(&db, path.clone(), contents, refuted, learned);
+        let file = notebook_input(&db, path.clone(), contents, previous.as_ref());
         let notebook = match parsed_notebook(&db, file) {
             Ok(notebook) => notebook,
             Err(err) => {
@@ -151,6 +145,7 @@ pub(super) fn check_outputs(
                 &cells,
                 &cache.store,
                 &cache.environments(previous.as_ref()),
+                &project::project_root(path),
             )
         });
         let stale = staleness(&cells, &code_hashes, keys.as_ref());
@@ -384,7 +379,9 @@ fn current_keys(
     cells: &[CheckedCell],
     store: &Store,
     environments: &[ContentHash],
+    root: &std::path::Path,
 ) -> Option<CurrentKeys> {
+    let hasher = crate::files::FileHasher::default();
     let records: Vec<Record> = cells
         .iter()
         .filter_map(|cell| cell.record.ok().flatten())
@@ -393,8 +390,8 @@ fn current_keys(
     for env in environments {
         let writes_roots = records
             .iter()
-            .any(|record| cell_key(env, &record.code, &[]) == record.key);
-        let keys = keys_under(graph, code_hashes, store, env);
+            .any(|record| cell_key(env, &record.code, &[], &[]) == record.key);
+        let keys = keys_under(graph, code_hashes, store, env, root, &hasher);
         let matching = keys
             .keys
             .iter()
@@ -420,6 +417,8 @@ fn keys_under(
     code_hashes: &[ContentHash],
     store: &Store,
     env: &ContentHash,
+    root: &std::path::Path,
+    hasher: &crate::files::FileHasher,
 ) -> CurrentKeys {
     let n_cells = graph.cells.len().min(code_hashes.len());
     let ancestors = ancestors(graph);
@@ -446,14 +445,17 @@ fn keys_under(
             }
         }
         providers.push(from.into_iter().collect());
-        let key = (!unknown).then(|| cell_key(env, &code_hashes[idx], &pairs));
-        let record = key.and_then(|key| {
-            store
-                .get_record(&key)
+        // The key a run would use: found in the store in two steps (files included), or, for
+        // a cell that would run, its key without files (which no recorded key equals when the
+        // recorded run read files: their record was not found, so something changed).
+        let first_key = (!unknown).then(|| cell_key(env, &code_hashes[idx], &pairs, &[]));
+        let record = first_key.and_then(|_| {
+            lookup(store, hasher, root, env, &code_hashes[idx], &pairs)
                 .ok()
                 .flatten()
-                .map(|record| (key, record))
+                .map(|hit| (hit.key, hit.record))
         });
+        let key = record.as_ref().map(|(key, _)| *key).or(first_key);
         stored.push(record.is_some());
         match record {
             Some((key, record)) => {

@@ -132,6 +132,7 @@ class _State:
     pd_slots = None  # @pandas.options: (store, n options, ((dict, key) of each option))
     cwd_base = None  # @cwd: the request's cwd (real path)
     start_cwd = None
+    files = None  # during a cell: its _FileTrace, when the request names a project root
 
 
 ST = _State()
@@ -1259,8 +1260,10 @@ def _share_groups(ns, first, second, budget=WALK_BUDGET):
             if t is FunctionType:
                 if getattr(o, "__module__", None) != "__main__":
                     continue
-            elif getattr(t, "__module__", "").startswith("pandas._libs"):
-                continue
+            else:
+                module = getattr(t, "__module__", None)  # a descriptor on some Cython types
+                if isinstance(module, str) and module.startswith("pandas._libs"):
+                    continue
             owner[i] = name
             alive.append(o)
             left -= 1
@@ -2100,6 +2103,174 @@ def _window_close(snaps):
 
 
 # ---------------------------------------------------------------------------------------------
+# File tracking (PROTOCOL.md, "Files")
+#
+# One audit hook, installed at start-up, records while a cell runs what it does to files under
+# the project root: files opened for reading (inputs, unless the cell wrote them first),
+# directories listed, files opened for writing, created directories, removals and renames
+# (outputs). The parent hashes and stores them. Ignored: paths outside the root, the
+# interpreter's own prefixes (a virtualenv inside the project), the store, `__pycache__`, and
+# what the import system does (module sources are charged to the cells using the module, from
+# the values they hold, at the end of the cell).
+
+_FILE_EVENTS = frozenset((
+    "open", "os.listdir", "os.scandir", "os.mkdir", "os.rmdir", "os.remove", "os.rename",
+    "shutil.rmtree", "os.truncate", "os.link", "os.symlink",
+))
+_O_WRITES = os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_O_ACCMODE = getattr(os, "O_ACCMODE", 3)
+
+
+class _FileTrace:
+    """What one cell did to files under the root: relative paths, in first-seen order."""
+
+    def __init__(self, root, excluded):
+        self.root = root
+        self.prefix = root if root.endswith(os.sep) else root + os.sep
+        self.excluded = tuple(e.rstrip(os.sep) + os.sep for e in excluded if e)
+        self.read = {}
+        self.listed = {}
+        self.written = {}
+        self.active = False
+
+    def rel(self, path):
+        if isinstance(path, int) or path is None:
+            return None
+        path = os.fsdecode(path)
+        if not os.path.isabs(path):
+            path = os.path.join(os.getcwd(), path)
+        path = os.path.normpath(path)
+        if path + os.sep == self.prefix:
+            return "."
+        if not path.startswith(self.prefix):
+            return None
+        probe = path + os.sep
+        for excluded in self.excluded:
+            if probe.startswith(excluded):
+                return None
+        rel = path[len(self.prefix):]
+        parts = rel.split(os.sep)
+        if "__pycache__" in parts or ".ipynb_checkpoints" in parts or ".git" in parts:
+            return None
+        return "/".join(parts)
+
+    def on_read(self, path):
+        rel = self.rel(path)
+        if rel is not None and rel not in self.written:
+            self.read.setdefault(rel, True)
+
+    def on_write(self, path):
+        rel = self.rel(path)
+        if rel is not None:
+            self.written.setdefault(rel, True)
+
+    def on_list(self, path):
+        rel = self.rel("." if path is None else path)
+        if rel is not None:
+            self.listed.setdefault(rel, True)
+
+
+def _from_importlib():
+    try:
+        return sys._getframe(2).f_code.co_filename.startswith("<frozen importlib")
+    except Exception:
+        return False
+
+
+def _file_audit(event, args):
+    if event not in _FILE_EVENTS:
+        return
+    trace = ST.files
+    if trace is None or not trace.active:
+        return
+    try:
+        if event == "open":
+            path, mode, flags = args
+            if _from_importlib():
+                return
+            access = flags & _O_ACCMODE
+            if access != os.O_WRONLY and not (flags & os.O_TRUNC):
+                trace.on_read(path)
+            if access != os.O_RDONLY or flags & _O_WRITES:
+                trace.on_write(path)
+        elif event in ("os.listdir", "os.scandir"):
+            if not _from_importlib():
+                trace.on_list(args[0])
+        elif event in ("os.rename", "os.link", "os.symlink"):
+            if event == "os.rename":
+                trace.on_write(args[0])
+            trace.on_write(args[1])
+        else:  # mkdir, rmdir, remove, rmtree, truncate: the first argument
+            trace.on_write(args[0])
+    except Exception:
+        pass  # never fail the cell's own call
+
+
+def _files_install():
+    try:
+        sys.addaudithook(_file_audit)
+    except Exception:
+        pass
+
+
+_FILES_EXCLUDED = {}  # (root, store) -> the prefixes not traced
+
+
+def _files_begin(req):
+    """Starts tracing for a cell when the request names a project root."""
+    root = req.get("root")
+    if not root:
+        ST.files = None
+        return
+    store = req.get("store") or ""
+    excluded = _FILES_EXCLUDED.get((root, store))
+    if excluded is None:
+        excluded = [store]
+        for prefix in {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}:
+            excluded.append(prefix)
+        excluded.extend(_site_dirs())
+        normal = os.path.normpath(root) + os.sep
+        # The root may be inside a prefix (a project under a virtualenv): keep the root.
+        excluded = [e for e in excluded if e and not normal.startswith(e.rstrip(os.sep) + os.sep)]
+        _FILES_EXCLUDED[(root, store)] = excluded
+    ST.files = _FileTrace(os.path.normpath(root), excluded)
+
+
+def _module_file(obj):
+    """The source file of the module a value comes from, for modules, functions and classes."""
+    if isinstance(obj, types.ModuleType):
+        module = obj
+    else:
+        name = getattr(obj, "__module__", None) if isinstance(obj, (type, types.FunctionType)) else None
+        if not isinstance(name, str) or name == "__main__":
+            return None
+        module = sys.modules.get(name)
+    path = getattr(module, "__file__", None)
+    return path if isinstance(path, str) else None
+
+
+def _files_end(ns):
+    """The trace of the cell as the result reports it; also charges local modules."""
+    trace = ST.files
+    ST.files = None
+    if trace is None:
+        return None
+    trace.active = False
+    for value in list(ns.values()):
+        try:
+            path = _module_file(value)
+        except Exception:
+            path = None
+        if path is not None:
+            trace.on_read(path)
+    return {
+        "read": list(trace.read),
+        "listed": list(trace.listed),
+        "written": list(trace.written),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # Running a cell
 
 
@@ -2431,6 +2602,7 @@ def _handle_exec(req, blobs):
     error = None  # (err, out)
     duration = 0.0
     ST.capture = cap
+    _files_begin(req)
     try:
         cap.start()
         sys.modules["__main__"] = module
@@ -2472,6 +2644,8 @@ def _handle_exec(req, blobs):
             except Exception:
                 pass
             value = None
+            if ST.files is not None:
+                ST.files.active = True
             t0 = time.perf_counter()
             try:
                 _run_code(body_code, ns)
@@ -2511,10 +2685,13 @@ def _handle_exec(req, blobs):
         except BaseException:
             _report_format_error()
     finally:
+        if ST.files is not None:
+            ST.files.active = False
         data = cap.stop()
         ST.capture = None
         _restore_globals_state()
 
+    res["files"] = _files_end(ns)
     res["duration_s"] = duration
     res["stdout"] = data["stdout"].decode("utf-8", "replace")
     res["stderr"] = data["stderr"].decode("utf-8", "replace")
@@ -2733,6 +2910,7 @@ def _setup_process():
         else:
             sys.path.insert(0, "")
     _install_post_import()
+    _files_install()
     builtins.display = _display
     ST.builtins_snapshot = dict(builtins.__dict__)
     ST.sys_path = list(sys.path)
