@@ -193,7 +193,13 @@ fn hash_file(path: &Path) -> Option<ContentHash> {
     Some(hasher.finalize().into())
 }
 
-fn listing_hash(dir: &Path) -> ContentHash {
+/// The content hash of the file at `path` (blake3 of its bytes), or the hash of a missing path.
+pub fn file_hash(path: &Path) -> ContentHash {
+    hash_file(path).unwrap_or_else(absent)
+}
+
+/// The hash of a folder's sorted entry names (a missing folder: the hash of a missing path).
+pub fn listing_hash(dir: &Path) -> ContentHash {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return absent();
     };

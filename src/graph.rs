@@ -545,6 +545,12 @@ impl<'a> Builder<'a> {
         self.record_sharing(analysis);
         for name in cell.writes.iter().chain(&cell.may_mutate) {
             let definite = analysis.definite_writes.contains(name) && cell.writes.contains(name);
+            // Library state (a probe) holds no notebook function.
+            let carried = if probes::is_probe(name) {
+                Arc::from([])
+            } else {
+                carried.clone()
+            };
             let previous_carried = self.carried_by(name).cloned();
             let previous_providers = self.providers_of(name).into_owned();
             if definite {

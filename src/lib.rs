@@ -34,5 +34,6 @@ pub fn run(cli: &Cli) -> ExitStatus {
         Command::Plan(args) => commands::plan::plan(args, &printer),
         Command::Run(args) => commands::run::run(args, &printer),
         Command::Check(args) => commands::check::check(args, &printer),
+        Command::Watch(args) => commands::watch::watch(args, &printer),
     }
 }

@@ -17,7 +17,12 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.global.verbose, cli.global.quiet);
-    ExitCode::from(nbmemo::run(&cli).code())
+    nbmemo::exec::interrupt::install();
+    let status = nbmemo::run(&cli);
+    if nbmemo::exec::interrupt::interrupted() {
+        return ExitCode::from(130); // 128 + SIGINT, as shells report it
+    }
+    ExitCode::from(status.code())
 }
 
 /// Logs go to stderr. `NBMEMO_LOG` wins over `-v`; the default shows warnings only.

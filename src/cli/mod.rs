@@ -3,12 +3,14 @@
 mod check;
 mod plan;
 mod run;
+mod watch;
 
 use clap::{ArgAction, Parser, Subcommand};
 
 pub use check::CheckArgs;
 pub use plan::{PlanArgs, PlanFormat};
 pub use run::RunArgs;
+pub use watch::WatchArgs;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -17,6 +19,7 @@ Examples:
   nbmemo plan notebook.py --format json   the same, as JSON for scripts
   nbmemo plan analysis.ipynb --format dot | dot -Tsvg > graph.svg
   nbmemo check notebooks/ --junit report.xml   run every notebook of a folder, for CI
+  nbmemo watch analysis.ipynb             re-run what changed on every save
 
 Environment:
   NBMEMO_LOG   log filter (for example `nbmemo=debug`); overrides -v";
@@ -59,4 +62,7 @@ pub enum Command {
     /// Run every notebook under paths, for CI and pre-commit: all failures, JUnit and JSON reports.
     #[command(after_help = check::AFTER_HELP)]
     Check(CheckArgs),
+    /// Run notebooks, then again on every save: only the cells the change invalidated.
+    #[command(after_help = watch::AFTER_HELP)]
+    Watch(WatchArgs),
 }

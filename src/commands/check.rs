@@ -100,6 +100,7 @@ pub fn check(args: &CheckArgs, printer: &Printer) -> ExitStatus {
             // No per-cell lines: check prints one line per notebook.
             json: true,
             show_output: false,
+            hide_cached: false,
         };
         let start = Instant::now();
         let (run_status, finished) = execute(&found.notebooks, &settings, printer);

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod plan;
 pub mod run;
+pub mod watch;
 
 /// How a command ended; `main` maps it to the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,20 +43,23 @@ pub(crate) fn notebook_input(
     let learned = previous
         .map(|state| state.confirmed.clone())
         .unwrap_or_default();
-    let files = previous
-        .map(|state| {
-            state
-                .files
-                .iter()
-                .map(|used| {
-                    let access = crate::files::FileAccess {
-                        read: used.read.clone(),
-                        written: used.written.clone(),
-                    };
-                    (used.code_hash, access)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let files = previous.map(learned_files).unwrap_or_default();
     crate::db::NotebookFile::new(db, path, contents, refuted, learned, files)
+}
+
+/// What a run saw each cell's code do to files, as the graph takes it.
+pub(crate) fn learned_files(
+    state: &crate::store::NotebookState,
+) -> Vec<(crate::hash::ContentHash, crate::files::FileAccess)> {
+    state
+        .files
+        .iter()
+        .map(|used| {
+            let access = crate::files::FileAccess {
+                read: used.read.clone(),
+                written: used.written.clone(),
+            };
+            (used.code_hash, access)
+        })
+        .collect()
 }

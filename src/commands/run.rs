@@ -10,7 +10,7 @@ use crate::cli::RunArgs;
 use crate::db::{Database, cell_analysis, code_cells, notebook_graph, parsed_notebook};
 use crate::environment::{Environment, InterpreterCache};
 use crate::exec::scheduler::{
-    CellOutcome, CellSpec, CellStatus, RunOptions, Scheduler, Unit, trace_of,
+    CellOutcome, CellSpec, CellStatus, RunOptions, Scheduler, Unit, carry_over, trace_of,
 };
 use crate::exec::{Worker, resolve_python};
 use crate::graph::Graph;
@@ -38,6 +38,7 @@ pub fn run(args: &RunArgs, printer: &Printer) -> ExitStatus {
         inplace: args.inplace,
         json: args.json,
         show_output: args.show_output,
+        hide_cached: false,
     };
     let (status, reports) = run_notebooks(&args.notebooks, &options, printer);
     if args.json {
@@ -64,6 +65,8 @@ pub(crate) struct RunSettings {
     pub(crate) inplace: bool,
     pub(crate) json: bool,
     pub(crate) show_output: bool,
+    /// List no line for cached cells (`watch` after its first run).
+    pub(crate) hide_cached: bool,
 }
 
 /// One notebook, read and analysed, ready to run.
@@ -90,6 +93,8 @@ impl Prepared<'_> {
 pub(crate) struct Finished {
     /// The notebook's path.
     pub(crate) path: PathBuf,
+    /// Its project root (real path): cells' file paths are relative to it.
+    pub(crate) root: PathBuf,
     /// The code cells' sources.
     pub(crate) sources: Vec<String>,
     /// What happened to each code cell.
@@ -114,8 +119,18 @@ pub(crate) fn run_notebooks(
     printer: &Printer,
 ) -> (ExitStatus, Vec<Value>) {
     let (status, finished) = execute(paths, settings, printer);
+    (status, report(&finished, settings, printer))
+}
+
+/// Prints each notebook's failures and summary line, or, with `settings.json`, returns the
+/// `run --json` object of each.
+pub(crate) fn report(
+    finished: &[Finished],
+    settings: &RunSettings,
+    printer: &Printer,
+) -> Vec<Value> {
     let mut reports = Vec::new();
-    for run in &finished {
+    for run in finished {
         let sources: Vec<&str> = run.sources.iter().map(String::as_str).collect();
         if settings.json {
             reports.push(to_json(&run.path, &sources, &run.outcomes, &run.summary));
@@ -129,7 +144,7 @@ pub(crate) fn run_notebooks(
             let _ = printer.stdout(&run.summary.line(&run.path));
         }
     }
-    (status, reports)
+    reports
 }
 
 /// Reads, analyses and runs the notebooks; saves what the run learned; writes back with
@@ -140,23 +155,87 @@ pub(crate) fn execute(
     settings: &RunSettings,
     printer: &Printer,
 ) -> (ExitStatus, Vec<Finished>) {
+    let Some(first) = paths.first() else {
+        return (ExitStatus::Success, Vec::new());
+    };
+    match Session::open(first, settings, printer) {
+        Ok(mut session) => session.execute(paths, settings, printer, None),
+        Err(status) => (status, Vec::new()),
+    }
+}
+
+/// What outlives one run in `watch`: the store (held), the salsa database (so an edit
+/// re-analyses only the edited cells), the remembered interpreters and the warm workers.
+pub(crate) struct Session {
+    cache_dir: PathBuf,
+    store: Store,
+    db: Database,
+    inputs: std::collections::HashMap<PathBuf, crate::db::NotebookFile>,
+    interpreters: Option<InterpreterCache>,
+    pool: Option<crate::exec::Pool>,
+}
+
+impl Session {
+    /// Opens the store of the project of `first` (waiting for another process that holds it).
+    pub(crate) fn open(
+        first: &Path,
+        settings: &RunSettings,
+        printer: &Printer,
+    ) -> Result<Session, ExitStatus> {
+        let cache_dir = project::cache_dir(first, settings.cache_dir.as_deref());
+        let store = open_store(&cache_dir, printer).map_err(|message| {
+            printer.error(&message);
+            ExitStatus::Error
+        })?;
+        Ok(Session {
+            cache_dir,
+            store,
+            db: Database::default(),
+            inputs: std::collections::HashMap::new(),
+            interpreters: None,
+            pool: None,
+        })
+    }
+
+    /// The store.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Forgets the warm workers (they are stopped).
+    pub(crate) fn drop_workers(&mut self) {
+        self.pool = None;
+    }
+
+    /// Reads, analyses and runs the notebooks, as [`execute`] does; with `stop`, starts no
+    /// more cells once it is set (the running ones finish). Workers stay warm for the next call.
+    pub(crate) fn execute(
+        &mut self,
+        paths: &[PathBuf],
+        settings: &RunSettings,
+        printer: &Printer,
+        stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    ) -> (ExitStatus, Vec<Finished>) {
+        let (status, finished, pool) = execute_in(self, paths, settings, printer, stop);
+        self.pool = pool;
+        (status, finished)
+    }
+}
+
+fn execute_in(
+    session: &mut Session,
+    paths: &[PathBuf],
+    settings: &RunSettings,
+    printer: &Printer,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+) -> (ExitStatus, Vec<Finished>, Option<crate::exec::Pool>) {
     let start = Instant::now();
     let mut status = ExitStatus::Success;
-    let Some(first) = paths.first() else {
-        return (status, Vec::new());
-    };
-    let cache_dir = project::cache_dir(first, settings.cache_dir.as_deref());
-    let store = match open_store(&cache_dir, printer) {
-        Ok(store) => store,
-        Err(message) => {
-            printer.error(&message);
-            return (ExitStatus::Error, Vec::new());
-        }
-    };
+    let cache_dir = session.cache_dir.clone();
 
-    // Read every notebook into one salsa database.
-    let db = Database::default();
-    let mut files = Vec::new();
+    // Read every notebook into the salsa database (an input already there is updated: salsa
+    // then re-analyses only the cells whose text changed).
+    let mut read = Vec::new();
     for path in paths {
         let contents = match std::fs::read(path) {
             Ok(contents) => contents,
@@ -167,13 +246,33 @@ pub(crate) fn execute(
             }
         };
         let notebook_id = project::notebook_id(path);
-        let previous = store.get_notebook_state(&notebook_id).ok().flatten();
-        let file = notebook_input(&db, path.clone(), contents, previous.as_ref());
-        files.push((path.clone(), file, notebook_id, previous));
+        let previous = session
+            .store
+            .get_notebook_state(&notebook_id)
+            .ok()
+            .flatten();
+        read.push((path.clone(), contents, notebook_id, previous));
     }
+    let mut files = Vec::new();
+    for (path, contents, notebook_id, previous) in read {
+        let file = match session.inputs.get(&path) {
+            Some(&file) => {
+                update_input(&mut session.db, file, contents, previous.as_ref());
+                file
+            }
+            None => {
+                let file = notebook_input(&session.db, path.clone(), contents, previous.as_ref());
+                session.inputs.insert(path.clone(), file);
+                file
+            }
+        };
+        files.push((path, file, notebook_id, previous));
+    }
+    let db = &session.db;
+    let store = &session.store;
     let mut prepared: Vec<Prepared<'_>> = Vec::new();
     for (path, file, notebook_id, previous) in files {
-        let notebook = match parsed_notebook(&db, file) {
+        let notebook = match parsed_notebook(db, file) {
             Ok(notebook) => notebook,
             Err(err) => {
                 printer.error(&err.to_string());
@@ -188,10 +287,10 @@ pub(crate) fn execute(
             .collect();
         let specs: Vec<CellSpec<'_>> = code
             .iter()
-            .zip(code_cells(&db, file))
+            .zip(code_cells(db, file))
             .map(|(cell, &source)| CellSpec {
                 source: &cell.source,
-                analysis: cell_analysis(&db, source),
+                analysis: cell_analysis(db, source),
                 always: is_always(cell),
                 skip: is_skip(cell),
             })
@@ -203,7 +302,7 @@ pub(crate) fn execute(
         let root = project::project_root(&path);
         let root = std::fs::canonicalize(&root).unwrap_or(root);
         prepared.push(Prepared {
-            graph: notebook_graph(&db, file),
+            graph: notebook_graph(db, file),
             path,
             notebook,
             specs,
@@ -214,17 +313,19 @@ pub(crate) fn execute(
         });
     }
     if prepared.is_empty() {
-        return (status, Vec::new());
+        return (status, Vec::new(), None);
     }
 
     let python = resolve_python(settings.python.as_deref());
-    let mut interpreters = InterpreterCache::load(&cache_dir);
+    let interpreters = session
+        .interpreters
+        .get_or_insert_with(|| InterpreterCache::load(&cache_dir));
     let no_code = prepared.iter().all(|notebook| notebook.specs.is_empty());
-    let (env, first_worker) = match environment(&python, &mut interpreters, no_code) {
+    let (env, first_worker) = match environment(&python, interpreters, no_code) {
         Ok(found) => found,
         Err(message) => {
             printer.error(&message);
-            return (ExitStatus::Error, Vec::new());
+            return (ExitStatus::Error, Vec::new(), None);
         }
     };
     let env_fingerprint = env.fingerprint;
@@ -248,7 +349,13 @@ pub(crate) fn execute(
             previous: notebook.previous.as_ref(),
         })
         .collect();
-    let scheduler = Scheduler::new(&units, &store, env, options, first_worker);
+    let mut scheduler = Scheduler::new(&units, store, env, options, first_worker);
+    if let Some(pool) = session.pool.take() {
+        scheduler = scheduler.with_pool(pool);
+    }
+    if let Some(stop) = stop {
+        scheduler = scheduler.with_stop(stop);
+    }
     let labels: Vec<(PathBuf, Vec<&str>)> = prepared
         .iter()
         .map(|notebook| (notebook.path.clone(), notebook.sources()))
@@ -258,12 +365,13 @@ pub(crate) fn execute(
         labels,
         !settings.json && !printer.is_quiet(),
         settings.show_output,
-    );
-    let all_outcomes = match scheduler.run(&mut reporter) {
+    )
+    .hiding_cached(settings.hide_cached);
+    let (all_outcomes, pool) = match scheduler.run_keeping_pool(&mut reporter) {
         Ok(outcomes) => outcomes,
         Err(err) => {
             printer.error(&err.to_string());
-            return (ExitStatus::Error, Vec::new());
+            return (ExitStatus::Error, Vec::new(), None);
         }
     };
     drop(reporter);
@@ -295,7 +403,28 @@ pub(crate) fn execute(
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |time| time.as_secs()),
         };
-        if let Err(err) = store.put_notebook_state(&notebook.notebook_id, &state) {
+        // What the run learned changes some cells' inputs in the next run's graph: their
+        // records go under the keys that run will derive, when still valid there.
+        let next_graph = next_run_graph(&notebook.specs, &state);
+        if next_graph
+            .cells
+            .iter()
+            .zip(&notebook.graph.cells)
+            .any(|(next, now)| next.reads != now.reads)
+        {
+            let carried = carry_over(
+                &next_graph,
+                &notebook.specs,
+                &outcomes,
+                store,
+                &env_fingerprint,
+            );
+            tracing::debug!("{carried} records carried over to the next run's keys");
+        }
+        // An interrupted run says little about the notebook: the last complete one stays.
+        if !crate::exec::interrupt::interrupted()
+            && let Err(err) = store.put_notebook_state(&notebook.notebook_id, &state)
+        {
             printer.warning(&format!("failed to save the run in the cache: {err}"));
         }
         if outcomes
@@ -312,6 +441,7 @@ pub(crate) fn execute(
         }
         finished.push(Finished {
             path: notebook.path.clone(),
+            root: notebook.root.clone(),
             sources: notebook.sources().into_iter().map(str::to_string).collect(),
             summary: Summary::of(&outcomes, wall_s),
             outcomes,
@@ -320,7 +450,47 @@ pub(crate) fn execute(
     if let Err(err) = store.flush() {
         printer.warning(&format!("failed to save the cache: {err}"));
     }
-    (status, finished)
+    (status, finished, pool)
+}
+
+/// Updates a notebook's salsa input with new bytes and what the last run learned; unchanged
+/// fields are left alone, so salsa keeps every memo they feed.
+fn update_input(
+    db: &mut Database,
+    file: crate::db::NotebookFile,
+    contents: Vec<u8>,
+    previous: Option<&NotebookState>,
+) {
+    use salsa::Setter as _;
+    if *file.contents(db) != contents {
+        file.set_contents(db).to(contents);
+    }
+    let refuted = previous
+        .map(|state| state.refuted.clone())
+        .unwrap_or_default();
+    if *file.refuted(db) != refuted {
+        file.set_refuted(db).to(refuted);
+    }
+    let learned = previous
+        .map(|state| state.confirmed.clone())
+        .unwrap_or_default();
+    if *file.learned(db) != learned {
+        file.set_learned(db).to(learned);
+    }
+    let files = previous.map(super::learned_files).unwrap_or_default();
+    if *file.files(db) != files {
+        file.set_files(db).to(files);
+    }
+}
+
+/// The graph the next run will build: this notebook with what `state` learned.
+fn next_run_graph(specs: &[CellSpec<'_>], state: &NotebookState) -> crate::graph::Graph {
+    let analyses: Vec<&crate::analysis::CellAnalysis> =
+        specs.iter().map(|spec| spec.analysis).collect();
+    let refuted = state.refuted.iter().cloned().collect();
+    let learned = state.confirmed.iter().cloned().collect();
+    let files = super::learned_files(state).into_iter().collect();
+    crate::graph::Graph::build_refined(&analyses, &refuted, &learned, &files)
 }
 
 /// What the run saw each cell's code do to files (one entry per distinct code that ran or

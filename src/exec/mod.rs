@@ -7,6 +7,7 @@
 //! everything is cached starts no Python at all. The [`scheduler`] decides, as cells finish,
 //! which cells can start, replays cached ones from the store and sends the rest to the pool.
 
+pub mod interrupt;
 pub mod pool;
 pub mod protocol;
 pub mod scheduler;

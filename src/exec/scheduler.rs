@@ -107,6 +107,9 @@ pub struct CellOutcome {
     pub key: Option<ContentHash>,
     /// The values it read: name and artifact hash.
     pub inputs: Vec<(String, ContentHash)>,
+    /// Every value its worker was given (the inputs and the names sharing their groups); for a
+    /// cached cell, its inputs.
+    pub given: Vec<(String, ContentHash)>,
     /// Candidates whose mutation the run confirmed.
     pub mutated: Vec<String>,
     /// Values that could not be pickled: name and type.
@@ -147,6 +150,7 @@ impl CellOutcome {
             finished_at: None,
             duration_s: record.duration_s,
             key: Some(key),
+            given: inputs.clone(),
             inputs,
             mutated: record.mutated,
             learned: Vec::new(),
@@ -166,6 +170,7 @@ impl CellOutcome {
             duration_s: 0.0,
             key: None,
             inputs: Vec::new(),
+            given: Vec::new(),
             mutated: Vec::new(),
             unpicklable: Vec::new(),
             learned: Vec::new(),
@@ -295,6 +300,8 @@ pub struct Scheduler<'a> {
     /// What each finished cell did to files, and when (seconds since the start; a replay is
     /// an instant).
     access: Vec<Option<(FileAccess, f64, f64)>>,
+    /// Set from outside to start no more cells (watch: the notebook changed).
+    stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     start: Instant,
 }
 
@@ -343,12 +350,43 @@ impl<'a> Scheduler<'a> {
             learned: vec![Vec::new(); n_cells],
             hasher: FileHasher::default(),
             access: vec![None; n_cells],
+            stop: None,
             start: Instant::now(),
         }
     }
 
+    /// Runs on `pool` (warm workers from an earlier run of the same interpreter and `jobs`).
+    pub fn with_pool(mut self, pool: Pool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Starts no more cells once `stop` is set (running ones finish and are stored).
+    pub fn with_stop(mut self, stop: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Whether to start no more cells: interrupted, or stopped from outside.
+    fn stopped(&self) -> bool {
+        super::interrupt::interrupted()
+            || self
+                .stop
+                .as_ref()
+                .is_some_and(|stop| stop.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
     /// Runs every cell and returns their outcomes, per notebook, in cell order.
-    pub fn run(mut self, observer: &mut dyn Observer) -> Result<Vec<Vec<CellOutcome>>, RunError> {
+    pub fn run(self, observer: &mut dyn Observer) -> Result<Vec<Vec<CellOutcome>>, RunError> {
+        self.run_keeping_pool(observer)
+            .map(|(outcomes, _)| outcomes)
+    }
+
+    /// [`Scheduler::run`], also handing back the pool (its workers stay warm for another run).
+    pub fn run_keeping_pool(
+        mut self,
+        observer: &mut dyn Observer,
+    ) -> Result<(Vec<Vec<CellOutcome>>, Option<Pool>), RunError> {
         loop {
             self.settle(observer)?;
             // A rebuild makes an earlier cell ready again: dispatch until nothing changes.
@@ -359,8 +397,15 @@ impl<'a> Scheduler<'a> {
                 let stuck: Vec<usize> = (0..self.cells.len())
                     .filter(|&idx| !matches!(self.state[idx], State::Finished))
                     .collect();
+                let why = if super::interrupt::interrupted() {
+                    "interrupted"
+                } else if self.stopped() {
+                    "not started: the notebook changed"
+                } else {
+                    "could not be scheduled"
+                };
                 for idx in stuck {
-                    let outcome = CellOutcome::skipped("could not be scheduled".to_string());
+                    let outcome = CellOutcome::skipped(why.to_string());
                     self.finish(idx, outcome, observer);
                 }
                 break;
@@ -376,6 +421,7 @@ impl<'a> Scheduler<'a> {
         if let Err(err) = self.store.flush() {
             tracing::warn!("failed to flush the cache: {err}");
         }
+        let pool = self.pool.take();
         let outcomes: Vec<CellOutcome> = self
             .outcomes
             .into_iter()
@@ -389,7 +435,7 @@ impl<'a> Scheduler<'a> {
         for ((unit, _), outcome) in self.place.iter().zip(outcomes) {
             per_unit[*unit].push(outcome);
         }
-        Ok(per_unit)
+        Ok((per_unit, pool))
     }
 
     /// Moves waiting cells whose dependencies are all finished to skipped, cached or ready.
@@ -595,6 +641,9 @@ impl<'a> Scheduler<'a> {
     /// made ready again (to rebuild a value), so another pass may dispatch it.
     fn dispatch(&mut self, observer: &mut dyn Observer) -> bool {
         let mut again = false;
+        if self.stopped() {
+            return false; // interrupted, or the notebook changed (watch): start nothing more
+        }
         for idx in 0..self.cells.len() {
             if !matches!(self.state[idx], State::Ready { .. }) {
                 continue;
@@ -837,9 +886,14 @@ impl<'a> Scheduler<'a> {
             Ok(result) => result,
             Err(err) if err.is_cell_fault() => {
                 // Crashes and timeouts are transient: reported, never cached.
+                let reason = if super::interrupt::interrupted() {
+                    "interrupted".to_string()
+                } else {
+                    err.to_string()
+                };
                 let outcome = CellOutcome {
                     status: CellStatus::Failed,
-                    reason: err.to_string(),
+                    reason,
                     started_at: Some(started_at),
                     finished_at: Some(finished_at),
                     duration_s: finished_at - started_at,
@@ -908,10 +962,19 @@ impl<'a> Scheduler<'a> {
         } else {
             (CellStatus::Ran, reason)
         };
+        let given = inputs
+            .iter()
+            .filter_map(|(name, emitted)| match emitted {
+                Emitted::Artifact(hash) => Some((name.clone(), *hash)),
+                Emitted::Resident { stand_in, .. } => Some((name.clone(), *stand_in)),
+                Emitted::Deleted => None,
+            })
+            .collect();
         let outcome = CellOutcome {
             started_at: Some(started_at),
             finished_at: Some(finished_at),
             file_access: access.clone(),
+            given,
             ..CellOutcome::of_record(record, status, reason, key, pairs)
         };
         self.access[idx] = Some((access, started_at, finished_at));
@@ -1455,6 +1518,87 @@ fn ancestors(graph: &Graph) -> Vec<Vec<usize>> {
                 .collect()
         })
         .collect()
+}
+
+/// Stores records under the keys the next run will derive, after a run that learned something.
+///
+/// What a run learns (a mutation through a shared object, a probe a library changed) gives some
+/// cells more inputs in the next run's `graph`, so their keys change although nothing else did.
+/// A cell's record stays valid under its new key when every value of that key is one its worker
+/// was given (a name sharing a group with an input, say): it is stored under the new key too,
+/// so the next run replays it instead of starting Python. Walks the cells as the next run
+/// would, from this run's records; returns how many records were carried over.
+pub fn carry_over(
+    graph: &Graph,
+    cells: &[CellSpec<'_>],
+    outcomes: &[CellOutcome],
+    store: &Store,
+    env: &ContentHash,
+) -> usize {
+    let ancestors = ancestors(graph);
+    let n_cells = cells.len().min(outcomes.len()).min(graph.cells.len());
+    let mut emitted: Vec<FxHashMap<String, Emitted>> = vec![FxHashMap::default(); n_cells];
+    let mut unknown = vec![false; n_cells];
+    let mut carried = 0;
+    for idx in 0..n_cells {
+        let outcome = &outcomes[idx];
+        let record = outcome.key.and_then(|key| {
+            store
+                .get_record(&key)
+                .ok()
+                .flatten()
+                .map(|record| (key, record))
+        });
+        let Some((key, record)) = record else {
+            unknown[idx] = true;
+            continue;
+        };
+        if ancestors[idx].iter().any(|&ancestor| unknown[ancestor]) {
+            unknown[idx] = true;
+            continue;
+        }
+        let mut pairs: Vec<(&str, ContentHash)> = Vec::new();
+        for name in &graph.cells[idx].reads {
+            for &ancestor in &ancestors[idx] {
+                if let Some(value) = emitted[ancestor].get(name) {
+                    match value {
+                        Emitted::Artifact(hash) => pairs.push((name, *hash)),
+                        Emitted::Resident { stand_in, .. } => pairs.push((name, *stand_in)),
+                        Emitted::Deleted => {}
+                    }
+                    break;
+                }
+            }
+        }
+        let files: Vec<(&str, ContentHash)> = outcome
+            .files
+            .iter()
+            .map(|(path, hash)| (path.as_str(), *hash))
+            .collect();
+        let code = &cells[idx].analysis.code_hash;
+        let new_key = cell_key(env, code, &pairs, &files);
+        if new_key != key {
+            let had = |(name, hash): &(&str, ContentHash)| {
+                outcome
+                    .given
+                    .iter()
+                    .any(|(given, value)| given == name && value == hash)
+            };
+            if !pairs.iter().all(had) || store.put_record(&new_key, &record).is_err() {
+                unknown[idx] = true;
+                continue;
+            }
+            if !files.is_empty() {
+                let first_key = cell_key(env, code, &pairs, &[]);
+                let paths: Vec<String> =
+                    outcome.files.iter().map(|(path, _)| path.clone()).collect();
+                let _ = store.put_manifest(&first_key, &paths);
+            }
+            carried += 1;
+        }
+        emitted[idx] = emitted_of_record(&record, &new_key, idx);
+    }
+    carried
 }
 
 /// What a run would do with a cell, predicted from the store without executing anything.

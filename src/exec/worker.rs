@@ -85,6 +85,10 @@ impl Worker {
         if let Some(dir) = runner_cache_dir() {
             command.env("NBMEMO_RUNNER_CACHE", dir);
         }
+        // A process group of its own: the terminal's Ctrl-C goes to nbmemo, which stops the
+        // workers itself (`interrupt`), instead of raising KeyboardInterrupt in their cells.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command
             .args(["-u", "-c", BOOTSTRAP])
             .env("PYTHONHASHSEED", "0")
@@ -100,6 +104,13 @@ impl Worker {
                 python: python.to_path_buf(),
                 source,
             })?;
+        super::interrupt::register(child.id());
+        if super::interrupt::interrupted() {
+            super::interrupt::unregister(child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Crashed("nbmemo was interrupted".into()));
+        }
         let (Some(mut requests), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -257,8 +268,17 @@ impl Worker {
 
     /// Kills the process (idempotent).
     pub fn kill(&mut self) {
+        // The whole group: processes the cell started go too.
+        #[cfg(unix)]
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        super::interrupt::unregister(self.child.id());
     }
 
     /// Why the worker is gone: its exit status and the tail of its stderr.
@@ -308,6 +328,7 @@ impl Drop for Worker {
             }
         }
         let _ = self.child.wait();
+        super::interrupt::unregister(self.child.id());
     }
 }
 

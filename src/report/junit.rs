@@ -337,6 +337,7 @@ mod tests {
             duration_s: 0.5,
             key: None,
             inputs: Vec::new(),
+            given: Vec::new(),
             mutated: Vec::new(),
             unpicklable: Vec::new(),
             learned: Vec::new(),

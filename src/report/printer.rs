@@ -55,6 +55,13 @@ impl Printer {
         }
     }
 
+    /// Writes a status line to stderr unless quiet (`watch`: what it waits for, what changed).
+    pub fn status(&self, message: &str) {
+        if !self.quiet {
+            Self::stderr(&format!("{message}\n"));
+        }
+    }
+
     /// Writes preformatted text to stderr (diagnostics with their snippets).
     pub fn diagnostic(&self, text: &str) {
         Self::stderr(text);

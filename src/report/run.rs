@@ -20,6 +20,7 @@ pub struct RunReporter<'a> {
     notebooks: Vec<(std::path::PathBuf, Vec<&'a str>)>,
     stream_lines: bool,
     show_output: bool,
+    hide_cached: bool,
     progress: Progress,
     running: std::collections::BTreeSet<(usize, usize)>,
 }
@@ -39,9 +40,18 @@ impl<'a> RunReporter<'a> {
             notebooks,
             stream_lines,
             show_output,
+            hide_cached: false,
             progress,
             running: std::collections::BTreeSet::new(),
         }
+    }
+}
+
+impl RunReporter<'_> {
+    /// Lists no line for a cached cell (`watch` after its first run).
+    pub fn hiding_cached(mut self, hide: bool) -> Self {
+        self.hide_cached = hide;
+        self
     }
 }
 
@@ -55,7 +65,7 @@ impl Observer for RunReporter<'_> {
         self.running.remove(&(unit, index));
         self.progress.inc();
         self.progress.message(self.running_message());
-        if !self.stream_lines {
+        if !self.stream_lines || (self.hide_cached && outcome.status == CellStatus::Cached) {
             return;
         }
         let Some((path, sources)) = self.notebooks.get(unit) else {

@@ -8,3 +8,4 @@ mod fidelity;
 mod files;
 mod plan;
 mod run;
+mod watch;

@@ -741,6 +741,25 @@ class OptionalPackagesTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.w.close()
 
+    @unittest.skipUnless(_has("pandas"), "pandas is not installed")
+    def test_a_pandas_copy_still_warns_when_written_in_a_later_cell(self):
+        r1 = self._ok(self.w.exec(
+            "import pandas as pd\ndf = pd.DataFrame({'a': [1, 5, 9]})\nsub = df[df.a > 2]",
+            writes=["pd", "df", "sub"]))
+        inputs, blobs = r1.value_inputs()
+        w2 = Worker()
+        try:
+            r2 = self._ok(w2.exec("sub['b'] = 1\nprint(len(sub))", inputs=inputs, blobs=blobs,
+                                  writes=[], candidates=["sub"], cell=2))
+        finally:
+            w2.close()
+        self.assertEqual(r2.stdout, "2\n")
+        self.assertIn("SettingWithCopyWarning", r2.stderr)
+        # A frame that is not a copy carries no mark and gives no warning.
+        r3 = self._ok(self.w.exec("df['c'] = 1", inputs=inputs, blobs=blobs, writes=[],
+                                  candidates=["df"], cell=3))
+        self.assertEqual(r3.stderr, "")
+
     @unittest.skipUnless(_has("numpy"), "numpy is not installed")
     def test_cython_functions_are_values(self):
         # Their type's `__module__` is a descriptor, not a string.

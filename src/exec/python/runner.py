@@ -133,6 +133,7 @@ class _State:
     cwd_base = None  # @cwd: the request's cwd (real path)
     start_cwd = None
     files = None  # during a cell: its _FileTrace, when the request names a project root
+    copy_parents = []  # stand-ins the loaded pandas copies of this cell refer to
 
 
 ST = _State()
@@ -1132,6 +1133,58 @@ def _dumps_group(payload):
     buf = io.BytesIO()
     ViewPickler(buf, protocol=5).dump(payload)
     return buf.getvalue()
+
+
+# pandas marks a frame taken from another (`sub = df[df.x > 0]`) with a weak reference to its
+# parent, `_is_copy`, and warns (SettingWithCopyWarning) when the copy is then written to.
+# Pickling drops the mark; the group keeps the parent's shape under this key, and loading puts
+# a stand-in parent back (pandas only checks that it is alive and its shape).
+_COPY_OF = "\x00nbmemo.copy_of"
+
+
+class _CopyParent:
+    """What a loaded copy's `_is_copy` refers to: the shape of the frame it was taken from."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+
+def _copy_links(payload):
+    pandas = sys.modules.get("pandas")
+    ndframe = getattr(getattr(getattr(pandas, "core", None), "generic", None), "NDFrame", None)
+    if not isinstance(ndframe, type):
+        return []
+    links = []
+    for name, value in payload.items():
+        if not isinstance(value, ndframe):
+            continue
+        try:
+            ref = value._is_copy
+            parent = ref() if callable(ref) else None
+            shape = tuple(int(n) for n in parent.shape) if parent is not None else None
+        except Exception:
+            continue
+        if shape is not None:
+            links.append([name, list(shape)])
+    return sorted(links)
+
+
+def _relink_copies(values):
+    links = values.pop(_COPY_OF, None) if isinstance(values, dict) else None
+    if not links:
+        return
+    import weakref
+
+    for name, shape in links:
+        frame = values.get(name)
+        if frame is None or getattr(frame, "_is_copy", True) is not None:
+            continue
+        parent = _CopyParent(tuple(shape))
+        ST.copy_parents.append(parent)
+        try:
+            frame._is_copy = weakref.ref(parent)
+        except Exception:
+            pass
 
 
 def _fingerprint(value):
@@ -2499,6 +2552,7 @@ def _load_group(group, names, blobs, loaded, unpickler, ns, input_names, probe_i
             ns["__builtins__"] = builtins
             if not isinstance(values, dict):
                 raise TypeError("input blob %d is not a dict of values" % index)
+            _relink_copies(values)
             loaded[index] = values
         values = loaded[index]
     for name in names:
@@ -2564,6 +2618,7 @@ def _handle_exec(req, blobs):
     input_names = []
     probe_inputs = {}  # probe name -> (state, blob or None)
     loaded = {}
+    ST.copy_parents = []
     unpickler = _make_unpickler(ns)
     groups = list(req.get("inputs") or [])
     with_probes = [any(str(n).startswith("@") for n in g.get("names") or []) for g in groups]
@@ -2748,6 +2803,9 @@ def _collect_values(res, ns, writes, candidates, returned, before, rebound, inpu
     for group in groups:
         payload = {n: ns[n] for n in group}
         try:
+            links = _copy_links(payload)
+            if links:
+                payload[_COPY_OF] = links
             blob = _dumps_group(payload)
         except BaseException as e:
             ST.resident_counter += 1
