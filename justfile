@@ -42,9 +42,14 @@ lint:
     cargo fmt --all --check
     cargo clippy --all-targets --quiet -- -D warnings
 
-# Benchmarks (release build); `just bench --quick` for a smoke run. Figures go to BENCHMARKS.md.
+# The baselines' pinned virtualenv, `.venv-bench`, is created on first use (`just bench-setup`).
+# Benchmarks, nbmemo alone and side by side with nbconvert, papermill, jupyter-cache, marimo (`--quick`: smoke run; `--write`: BENCHMARKS.md).
 bench *ARGS: setup
     {{python}} bench/bench.py {{ARGS}}
+
+# Create or update `.venv-bench`, the benchmarks' virtualenv (bench/requirements-baselines.txt).
+bench-setup:
+    python3 bench/baselines.py
 
 # Plan and run an example: `just example quickstart.ipynb`.
 example NAME: setup

@@ -32,10 +32,13 @@ from pathlib import Path
 
 import notebooks
 
+# bench/baselines.py imports this module as `bench`: let it find this one, not a second copy.
+sys.modules.setdefault("bench", sys.modules[__name__])
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "bench"
 RUNNER = ROOT / "src" / "exec" / "python" / "runner.py"
-SCENARIOS = ["plan", "noop", "edit", "overhead", "branches"]
+SCENARIOS = ["plan", "noop", "edit", "overhead", "branches", "baselines"]
 
 
 class BenchError(Exception):
@@ -58,6 +61,8 @@ class Config:
     python: Path
     cores: int
     env: dict = field(default_factory=dict)
+    # Extra tools for the baselines scenario (`--marimo-export`).
+    extra_tools: list = field(default_factory=list)
 
     def reps(self, full: int, quick: int) -> int:
         return quick if self.quick else full
@@ -726,12 +731,20 @@ def write_blocks(sections: list[Section]) -> Path:
     return path
 
 
+def scenario_baselines(cfg: Config) -> Section:
+    """nbmemo side by side with nbconvert, papermill, jupyter-cache and marimo (bench/baselines.py)."""
+    import baselines
+
+    return baselines.scenario(cfg, cfg.extra_tools)
+
+
 RUNNERS = {
     "plan": scenario_plan,
     "noop": scenario_noop,
     "edit": scenario_edit,
     "overhead": scenario_overhead,
     "branches": scenario_branches,
+    "baselines": scenario_baselines,
 }
 
 
@@ -741,6 +754,7 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help="write the tables into BENCHMARKS.md")
     parser.add_argument("--only", action="append", choices=SCENARIOS, metavar="SCENARIO", help=f"run only these scenarios ({', '.join(SCENARIOS)}); repeatable")
     parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS", help="first wait up to SECONDS for the 1-minute load average to fall below 1")
+    parser.add_argument("--marimo-export", action="store_true", help="baselines: also time marimo through `marimo export html` (its kernel) besides script mode")
     args = parser.parse_args()
     if args.write and args.quick:
         parser.error("--write with --quick would put the smoke run's meaningless figures into BENCHMARKS.md")
@@ -749,7 +763,8 @@ def main() -> int:
     started = time.perf_counter()
     sections = []
     try:
-        cfg = Config(quick=args.quick, nbmemo=binary(args.quick), python=worker_python(), cores=os.cpu_count() or 1, env=clean_env())
+        cfg = Config(quick=args.quick, nbmemo=binary(args.quick), python=worker_python(), cores=os.cpu_count() or 1, env=clean_env(),
+                     extra_tools=["marimo-export"] if args.marimo_export else [])
         deadline = time.monotonic() + args.wait_idle
         while (load := load_average()) is not None and load >= 1 and time.monotonic() < deadline:
             log(f"bench: load average {load:.2f}, waiting for the machine to be idle")

@@ -7,10 +7,31 @@ benchmarks compare nbmemo with that.
 
 from __future__ import annotations
 
+import json
+
 
 def percent(cells: list[str]) -> str:
     """A jupytext percent script of these code cells."""
     return "".join(f"# %%\n{cell}\n\n" for cell in cells)
+
+
+def ipynb(cells: list[str]) -> str:
+    """An nbformat 4.5 notebook of these code cells (no outputs, a `python3` kernelspec), as
+    Jupyter writes it: what nbconvert, papermill and jupyter-cache need."""
+    notebook = {
+        "cells": [
+            {"cell_type": "code", "execution_count": None, "id": f"cell-{i}", "metadata": {}, "outputs": [],
+             "source": cell.splitlines(keepends=True)}
+            for i, cell in enumerate(cells)
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    return json.dumps(notebook, indent=1) + "\n"
 
 
 def plan_light(n_cells: int) -> str:
@@ -139,4 +160,64 @@ def branches(kind: str, seconds: float, iterations: int) -> list[str]:
             cells.append(f"{name}1 = burn({iterations}, seed + {branch})")
             cells.append(f"{name}2 = burn({iterations}, {name}1)")
     cells.append(f"total = {' + '.join(f'{name}2' for name in BRANCHES)}\nprint(total)")
+    return cells
+
+
+# The data notebook's cells that the side-by-side benchmarks edit (bench/baselines.py).
+DATA_MIDDLE = 10  # THRESHOLD: cells 11, 15, 18 and 19 depend on it
+DATA_NOTE = 1  # the comment line of the cell every other cell depends on
+
+
+def data(n_rows: int, threshold: float = 0.9, scale: int = 1, note: str = "synthetic sales, one row per order") -> list[str]:
+    """20 cells of numpy/pandas work as in a data notebook: a DataFrame of `n_rows` orders
+    (about 48 bytes a row), group-bys, a join, a pivot table, string keys, a correlation matrix,
+    a least-squares fit, a bootstrap, an FFT; some cells print.
+
+    Written so that it also runs as a marimo notebook with a persistent cache on every cell: no
+    name is bound by two cells, no cell changes a value another cell bound, and every cell that
+    draws random numbers has its own seeded generator. The benchmarks edit `threshold` (cell
+    DATA_MIDDLE), `scale` (the last cell) and `note` (a comment line of cell DATA_NOTE).
+    """
+    return [
+        "import numpy as np\nimport pandas as pd",
+        f"# {note}\nrng = np.random.default_rng(42)\nN = {n_rows}\nunits = rng.poisson(3, N)\nprice = rng.gamma(2.0, 10.0, N).round(2)\n"
+        'sales = pd.DataFrame({"store": rng.integers(0, 50, N), "product": rng.integers(0, 400, N),\n'
+        '                      "day": rng.integers(0, 365, N), "units": units, "price": price, "revenue": units * price})\n'
+        "print(sales.shape)",
+        'stores = pd.DataFrame({"store": np.arange(50), "region": np.random.default_rng(7).choice(["north", "south", "east", "west"], 50),\n'
+        '                       "size_m2": np.random.default_rng(8).integers(200, 2000, 50)})',
+        'by_store = sales.groupby("store").agg(units=("units", "sum"), revenue=("revenue", "sum"), orders=("units", "size"))',
+        'by_product = sales.groupby("product")["revenue"].agg(["sum", "mean", "std"]).sort_values("sum", ascending=False)\n'
+        "print(by_product.head(3).round(1))",
+        'daily = sales.groupby("day")["revenue"].sum()\nweekly = daily.rolling(7, min_periods=1).mean()',
+        'merged = by_store.join(stores.set_index("store"))\nmerged["rev_per_m2"] = merged["revenue"] / merged["size_m2"]',
+        'by_region = merged.groupby("region")[["revenue", "units"]].sum()\nprint(by_region.round(0))',
+        'pivot = sales.pivot_table(index="store", columns=sales["day"] // 30, values="revenue", aggfunc="sum", fill_value=0)',
+        'labels = sales["store"].astype(str) + "-" + sales["product"].astype(str)\ncounts = labels.value_counts()',
+        f'THRESHOLD = {threshold}\ntop_cut = by_product["sum"].quantile(THRESHOLD)\ntop_products = by_product.index[by_product["sum"] >= top_cut]',
+        'top_sales = sales[sales["product"].isin(top_products)]\nprint(len(top_sales))',
+        "corr = pivot.T.corr()\nprint(corr.to_numpy().mean().round(4))",
+        'X = np.column_stack([np.ones(len(sales)), sales["units"], sales["day"] / 365])\n'
+        'coef, *_ = np.linalg.lstsq(X, sales["revenue"].to_numpy(), rcond=None)',
+        "boot_rng = np.random.default_rng(9)\n"
+        "boot = np.array([boot_rng.choice(daily.to_numpy(), size=len(daily)).mean() for _ in range(2000)])\n"
+        "ci = np.percentile(boot, [2.5, 97.5])",
+        'top_share = top_sales.groupby("store")["revenue"].sum() / by_store["revenue"]',
+        "seasonality = np.abs(np.fft.rfft(daily.to_numpy() - daily.mean()))[:20]\nprint(seasonality.argmax())",
+        'ranked = merged.sort_values("rev_per_m2", ascending=False).head(10)\nprint(ranked.index.tolist())',
+        'report = pd.DataFrame({"top_share": top_share, "rev_per_m2": merged["rev_per_m2"]}).describe()',
+        f"SCALE = {scale}\n"
+        "print(f\"SCALE={SCALE} share={report.loc['mean', 'top_share'] * SCALE:.6f} ci={ci.round(2)} coef={coef.round(4)} pairs={len(counts)}\")",
+    ]
+
+
+def light_edited(n_cells: int, k: int) -> list[str]:
+    """`light_runnable(n_cells - 1)` and a last cell that prints a figure depending on the
+    constant `k` and on three earlier cells (the benchmarks edit `k`)."""
+    cells = light_runnable(n_cells - 1)
+    last = n_cells - 2
+    ratio = max(i for i in range(last + 1) if i % 8 == 3)
+    label = max(i for i in range(last + 1) if i % 8 == 7)
+    total = max(i for i in range(last + 1) if i % 8 == 2)
+    cells.append(f'K = {k}\nprint(f"K={{K}} {{round(ratio_{ratio} * K, 3)}} {{label_{label}}} {{total_{total} % K}}")')
     return cells
