@@ -8,3 +8,8 @@ pub const NBMEMO_NO_PROGRESS: &str = "NBMEMO_NO_PROGRESS";
 
 /// Where the cache lives (same as `--cache-dir`).
 pub const NBMEMO_CACHE_DIR: &str = "NBMEMO_CACHE_DIR";
+
+/// The size bound of the cache (`500MiB`, `2GiB`; as `nbmemo cache gc --max-size`): `nbmemo run`
+/// and `check` collect garbage when a run leaves the cache above it. Overrides `max-size` under
+/// `[tool.nbmemo]` in the project's `pyproject.toml`.
+pub const NBMEMO_CACHE_MAX_SIZE: &str = "NBMEMO_CACHE_MAX_SIZE";

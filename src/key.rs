@@ -1,5 +1,5 @@
 //! Cell keys: blake3 over a canonical, length-prefixed encoding of everything a cell's result
-//! depends on (cache-format/v2.md, "Cell key").
+//! depends on (cache-format/v3.md, "Cell key").
 //!
 //! **Invariant:** a key is made of values, not of history: the format version, the environment
 //! fingerprint, the normalized code, and the artifact hashes of the values read. An upstream
@@ -99,6 +99,6 @@ mod tests {
     fn golden_key_of_a_fixed_fixture() {
         // If this changes, bump FORMAT_VERSION and add a cache-format/CHANGELOG.md entry.
         let key = cell_key(&h(1), &h(2), &[("x", h(3))], &[]);
-        insta::assert_snapshot!(key.to_string(), @"29fd203bbf28c47204037aa8968aa4379af712dfd273abe7b03b0f1c45fc8ab8");
+        insta::assert_snapshot!(key.to_string(), @"79a8baddf5fea1e9511c28e3c58011dc6afc9cc5e9172c595fa6791404e4f78a");
     }
 }

@@ -35,5 +35,6 @@ pub fn run(cli: &Cli) -> ExitStatus {
         Command::Run(args) => commands::run::run(args, &printer),
         Command::Check(args) => commands::check::check(args, &printer),
         Command::Watch(args) => commands::watch::watch(args, &printer),
+        Command::Cache(args) => commands::cache::cache(args, &printer),
     }
 }

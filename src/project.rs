@@ -10,6 +10,13 @@ pub fn project_root(notebook: &Path) -> PathBuf {
     let folder = absolute
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    folder_root(&folder)
+}
+
+/// The project root of a folder (absolute): the nearest folder at or above it holding `.git` or
+/// `pyproject.toml`, else the folder itself.
+pub fn folder_root(folder: &Path) -> PathBuf {
+    let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
     let mut dir = Some(folder.as_path());
     while let Some(current) = dir {
         if current.join(".git").exists() || current.join("pyproject.toml").exists() {

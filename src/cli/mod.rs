@@ -1,5 +1,6 @@
 //! Command-line arguments (clap structs only; behaviour lives in `crate::commands`).
 
+mod cache;
 mod check;
 mod plan;
 mod run;
@@ -7,6 +8,9 @@ mod watch;
 
 use clap::{ArgAction, Parser, Subcommand};
 
+pub use cache::{
+    CacheArgs, CacheClearArgs, CacheCommand, CacheGcArgs, CacheOptions, CacheStatsArgs,
+};
 pub use check::CheckArgs;
 pub use plan::{PlanArgs, PlanFormat};
 pub use run::RunArgs;
@@ -20,6 +24,7 @@ Examples:
   nbmemo plan analysis.ipynb --format dot | dot -Tsvg > graph.svg
   nbmemo check notebooks/ --junit report.xml   run every notebook of a folder, for CI
   nbmemo watch analysis.ipynb             re-run what changed on every save
+  nbmemo cache stats                      what the cache holds; `cache gc` bounds it
 
 Environment:
   NBMEMO_LOG   log filter (for example `nbmemo=debug`); overrides -v";
@@ -65,4 +70,7 @@ pub enum Command {
     /// Run notebooks, then again on every save: only the cells the change invalidated.
     #[command(after_help = watch::AFTER_HELP)]
     Watch(WatchArgs),
+    /// Inspect and bound the cache: `stats`, `gc`, `clear`.
+    #[command(after_help = cache::AFTER_HELP)]
+    Cache(CacheArgs),
 }

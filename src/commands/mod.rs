@@ -1,5 +1,6 @@
 //! What each subcommand does, from parsed arguments to an exit status.
 
+pub mod cache;
 pub mod check;
 pub mod plan;
 pub mod run;

@@ -20,7 +20,9 @@ use crate::notebook::{CellKind, Notebook, NotebookFormat};
 use crate::project;
 use crate::report::Printer;
 use crate::report::run::{RunReporter, Summary, failures, to_json};
-use crate::store::{FileUse, NotebookState, Store};
+use crate::store::{
+    FileUse, NotebookRun, NotebookState, RECENT_RUNS_MAX, RecentRun, RunSummary, Store,
+};
 
 use super::{ExitStatus, notebook_input};
 
@@ -378,6 +380,9 @@ fn execute_in(
 
     let wall_s = start.elapsed().as_secs_f64();
     let mut finished = Vec::new();
+    let mut run_summary = RunSummary::default();
+    // The scheduler's writes are the cells' keys, which the states list anyway.
+    store.take_written_keys();
     for (notebook, outcomes) in prepared.iter().zip(all_outcomes) {
         let refinement = refine(
             notebook.graph,
@@ -402,6 +407,7 @@ fn execute_in(
             updated_unix_s: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |time| time.as_secs()),
+            recent_runs: Vec::new(),
         };
         // What the run learned changes some cells' inputs in the next run's graph: their
         // records go under the keys that run will derive, when still valid there.
@@ -421,6 +427,16 @@ fn execute_in(
             );
             tracing::debug!("{carried} records carried over to the next run's keys");
         }
+        let mut state = state;
+        let manifests = record_manifests(&state);
+        if let Err(err) = store.put_record_manifests(&manifests) {
+            tracing::warn!("failed to save the cache's manifest index: {err}");
+        }
+        // What the next runs need: this run's records and manifests, and those carried over.
+        let mut needed: Vec<ContentHash> = state.cell_keys.iter().flatten().copied().collect();
+        needed.extend(manifests.iter().map(|(_, first_key)| *first_key));
+        needed.extend(store.take_written_keys());
+        state.recent_runs = recent_runs(notebook.previous.as_ref(), needed, state.updated_unix_s);
         // An interrupted run says little about the notebook: the last complete one stays.
         if !crate::exec::interrupt::interrupted()
             && let Err(err) = store.put_notebook_state(&notebook.notebook_id, &state)
@@ -439,18 +455,83 @@ fn execute_in(
             printer.error(&message);
             status = ExitStatus::Error;
         }
+        let summary = Summary::of(&outcomes, wall_s);
+        run_summary.notebooks.push(NotebookRun {
+            notebook: notebook.notebook_id.clone(),
+            cached: summary.cached as u64,
+            ran: summary.ran as u64,
+            failed: summary.failed as u64,
+            skipped: summary.skipped as u64,
+        });
         finished.push(Finished {
             path: notebook.path.clone(),
             root: notebook.root.clone(),
             sources: notebook.sources().into_iter().map(str::to_string).collect(),
-            summary: Summary::of(&outcomes, wall_s),
+            summary,
             outcomes,
         });
+    }
+    run_summary.wall_s = wall_s;
+    run_summary.unix_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |time| time.as_secs());
+    if !crate::exec::interrupt::interrupted()
+        && let Err(err) = store.record_run(&run_summary)
+    {
+        tracing::warn!("failed to record the run in the cache: {err}");
     }
     if let Err(err) = store.flush() {
         printer.warning(&format!("failed to save the cache: {err}"));
     }
+    let project_root = prepared[0].root.clone();
+    drop(prepared);
+    if !crate::exec::interrupt::interrupted() {
+        super::cache::collect_if_over_bound(&mut session.store, &project_root, printer);
+    }
     (status, finished, pool)
+}
+
+/// `(record key, first-step key)` of each cell of the run that read files: the manifest that
+/// finds the record (cache-format "Cell key").
+fn record_manifests(state: &NotebookState) -> Vec<(ContentHash, ContentHash)> {
+    state
+        .cell_keys
+        .iter()
+        .zip(&state.traces)
+        .filter_map(|(key, trace)| {
+            let (key, trace) = (key.as_ref()?, trace.as_ref()?);
+            if trace.files.is_empty() {
+                return None;
+            }
+            let inputs: Vec<(&str, ContentHash)> = trace
+                .inputs
+                .iter()
+                .map(|(name, hash)| (name.as_str(), *hash))
+                .collect();
+            let first_key = crate::key::cell_key(&trace.env, &trace.code_hash, &inputs, &[]);
+            Some((*key, first_key))
+        })
+        .collect()
+}
+
+/// The notebook's `recent_runs` after a run that needed `needed`: this run first, then the
+/// previous ones; a run that needed what the one before it did counts once.
+fn recent_runs(
+    previous: Option<&NotebookState>,
+    mut needed: Vec<ContentHash>,
+    unix_s: u64,
+) -> Vec<RecentRun> {
+    needed.sort_unstable();
+    needed.dedup();
+    let mut runs = vec![RecentRun {
+        unix_s,
+        keys: needed,
+    }];
+    let earlier = previous.map_or(&[][..], |state| state.recent_runs.as_slice());
+    let skip = usize::from(earlier.first().is_some_and(|run| run.keys == runs[0].keys));
+    runs.extend(earlier.iter().skip(skip).cloned());
+    runs.truncate(RECENT_RUNS_MAX);
+    runs
 }
 
 /// Updates a notebook's salsa input with new bytes and what the last run learned; unchanged

@@ -4,6 +4,7 @@
 //! **Invariant:** only [`printer`] writes to the terminal. stdout carries data (a plan, JSON);
 //! logs and diagnostics go to stderr.
 
+pub mod cache;
 pub mod diagnostic;
 pub mod junit;
 pub mod plan;

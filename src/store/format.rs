@@ -4,23 +4,47 @@
 //! This is one of the two serialization boundaries of nbmemo (the other is the worker
 //! protocol): everything that reaches the cache's bytes is defined here, and every change here
 //! bumps [`FORMAT_VERSION`] and adds an entry to `cache-format/CHANGELOG.md`. The normative
-//! description of these layouts is `cache-format/v2.md`; keep the two in step.
+//! description of these layouts is `cache-format/v3.md`; keep the two in step.
 
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
 use crate::hash::ContentHash;
 
-/// The version of the cache format: the directory name (`cache/v2/`), the `format_version` entry
+/// The version of the cache format: the directory name (`cache/v3/`), the `format_version` entry
 /// of the `meta` table and the first input of every cell key.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
-/// Artifacts larger than this many bytes are kept as files in `blobs/`, not in the database.
-pub const INLINE_ARTIFACT_MAX: usize = 256 * 1024;
+/// Artifacts that take more than this many bytes stored (compressed when that pays) are kept as
+/// files in `blobs/`, not in the database: redb allocates a large value a power-of-two run of
+/// pages, so large values would take up to twice their size in its file.
+pub const INLINE_ARTIFACT_MAX: usize = 16 * 1024;
 
 /// A record whose serialized outputs list is larger than this many bytes keeps that list as an
 /// artifact (display data such as images is stored once and kept out of the record).
 pub const INLINE_OUTPUTS_MAX: usize = 16 * 1024;
+
+/// Artifacts and sealed values shorter than this are never compressed (zstd's gain on them is
+/// smaller than the work).
+pub const COMPRESS_MIN: usize = 1024;
+
+/// How many bytes of a large artifact are compressed first to decide whether compressing the
+/// whole pays (pickled random floats do not compress; their first bytes say so).
+const COMPRESS_SAMPLE: usize = 128 * 1024;
+
+/// The zstd level: zstd's default, fast to compress and decompress.
+const ZSTD_LEVEL: i32 = 3;
+
+/// The largest uncompressed length a reader accepts for a compressed sealed value (a damaged
+/// length must not make it allocate without bound).
+const SEALED_MAX: u64 = 1 << 32;
+
+/// How many runs a notebook state remembers in `recent_runs` (the most `cache gc --keep-runs`
+/// can keep).
+pub const RECENT_RUNS_MAX: usize = 10;
+
+/// How many run summaries the `runs` table keeps (the newest).
+pub const RUNS_KEPT: u64 = 100;
 
 /// The redb crate version this build writes with, recorded in `meta` for diagnostics.
 /// A test checks it against `Cargo.lock`.
@@ -39,6 +63,13 @@ pub(crate) const NOTEBOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new(
 /// Manifests: the first-step key of a cell (its key without files) → the lists of files its
 /// runs read, newest first (sealed JSON `[[path]]`).
 pub(crate) const MANIFESTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("manifests");
+/// `record_manifests`: the key of a record of a cell that read files → the first-step key of
+/// the manifest that finds it (for garbage collection: a manifest lives while a record it finds
+/// does).
+pub(crate) const RECORD_MANIFESTS: TableDefinition<&[u8; 32], &[u8; 32]> =
+    TableDefinition::new("record_manifests");
+/// `runs`: run sequence number → sealed [`RunSummary`] JSON (the newest [`RUNS_KEPT`]).
+pub(crate) const RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("runs");
 
 /// `meta` key: [`FORMAT_VERSION`] as u32 LE.
 pub(crate) const META_FORMAT_VERSION: &str = "format_version";
@@ -50,20 +81,33 @@ pub(crate) const META_NBMEMO_VERSION: &str = "nbmemo_version";
 pub(crate) const META_CREATED: &str = "created_unix_s";
 /// `meta` key: time of the last [`flush`](super::Store::flush), seconds since the Unix epoch, u64 LE.
 pub(crate) const META_LAST_FLUSH: &str = "last_flush_unix_s";
+/// `meta` key: time of the last garbage collection, seconds since the Unix epoch, u64 LE.
+pub(crate) const META_LAST_GC: &str = "last_gc_unix_s";
 
 /// The first byte of an `artifacts` value: the bytes follow inline.
 const ARTIFACT_INLINE: u8 = 0;
 /// The first byte of an `artifacts` value: the bytes are the file `blobs/<hex hash>`; their length
 /// follows as u64 LE.
 const ARTIFACT_BLOB: u8 = 1;
+/// The first byte of an `artifacts` value: the artifact's length follows as u64 LE, then a zstd
+/// frame of its bytes.
+const ARTIFACT_INLINE_ZSTD: u8 = 2;
+/// The first byte of an `artifacts` value: the bytes, compressed with zstd, are the file
+/// `blobs/<hex hash>.zst`; the artifact's length then the file's length follow, u64 LE each.
+const ARTIFACT_BLOB_ZSTD: u8 = 3;
 
 /// Where an artifact's bytes are, as decoded from its `artifacts` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ArtifactEntry<'a> {
     /// The bytes themselves.
     Inline(&'a [u8]),
-    /// The bytes are in `blobs/`, and are this long.
+    /// A zstd frame of the bytes, which are `len` long.
+    InlineZstd { len: u64, frame: &'a [u8] },
+    /// The bytes are in `blobs/<hex>`, and are this long.
     Blob { len: u64 },
+    /// The bytes, compressed, are in `blobs/<hex>.zst` (`stored` bytes long); uncompressed they
+    /// are `len` long.
+    BlobZstd { len: u64, stored: u64 },
 }
 
 impl<'a> ArtifactEntry<'a> {
@@ -76,10 +120,24 @@ impl<'a> ArtifactEntry<'a> {
                 out.extend_from_slice(bytes);
                 out
             }
+            ArtifactEntry::InlineZstd { len, frame } => {
+                let mut out = Vec::with_capacity(9 + frame.len());
+                out.push(ARTIFACT_INLINE_ZSTD);
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(frame);
+                out
+            }
             ArtifactEntry::Blob { len } => {
                 let mut out = Vec::with_capacity(9);
                 out.push(ARTIFACT_BLOB);
                 out.extend_from_slice(&len.to_le_bytes());
+                out
+            }
+            ArtifactEntry::BlobZstd { len, stored } => {
+                let mut out = Vec::with_capacity(17);
+                out.push(ARTIFACT_BLOB_ZSTD);
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(&stored.to_le_bytes());
                 out
             }
         }
@@ -87,21 +145,75 @@ impl<'a> ArtifactEntry<'a> {
 
     /// Decodes an `artifacts` value; `None` when it is malformed.
     pub(crate) fn decode(bytes: &'a [u8]) -> Option<Self> {
+        fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+            let le: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
+            Some(u64::from_le_bytes(le))
+        }
         match bytes.split_first()? {
             (&ARTIFACT_INLINE, rest) => Some(ArtifactEntry::Inline(rest)),
-            (&ARTIFACT_BLOB, rest) => {
-                let len: [u8; 8] = rest.try_into().ok()?;
-                Some(ArtifactEntry::Blob {
-                    len: u64::from_le_bytes(len),
-                })
-            }
+            (&ARTIFACT_BLOB, rest) if rest.len() == 8 => Some(ArtifactEntry::Blob {
+                len: u64_at(rest, 0)?,
+            }),
+            (&ARTIFACT_INLINE_ZSTD, rest) if rest.len() >= 8 => Some(ArtifactEntry::InlineZstd {
+                len: u64_at(rest, 0)?,
+                frame: &rest[8..],
+            }),
+            (&ARTIFACT_BLOB_ZSTD, rest) if rest.len() == 16 => Some(ArtifactEntry::BlobZstd {
+                len: u64_at(rest, 0)?,
+                stored: u64_at(rest, 8)?,
+            }),
             _ => None,
+        }
+    }
+
+    /// The artifact's length (uncompressed).
+    pub(crate) fn len(&self) -> u64 {
+        match self {
+            ArtifactEntry::Inline(bytes) => bytes.len() as u64,
+            ArtifactEntry::InlineZstd { len, .. }
+            | ArtifactEntry::Blob { len }
+            | ArtifactEntry::BlobZstd { len, .. } => *len,
         }
     }
 }
 
+/// `bytes` compressed with zstd when that saves at least an eighth of them; `None` when it does
+/// not pay (or `bytes` is shorter than [`COMPRESS_MIN`]). For large inputs, a first sample
+/// decides whether the whole is worth compressing.
+pub(crate) fn compress_if_it_pays(bytes: &[u8]) -> Option<Vec<u8>> {
+    let pays = |compressed: usize, of: usize| compressed + of / 8 <= of;
+    if bytes.len() < COMPRESS_MIN {
+        return None;
+    }
+    if bytes.len() > 2 * COMPRESS_SAMPLE {
+        let sample = &bytes[..COMPRESS_SAMPLE];
+        let compressed = zstd::bulk::compress(sample, ZSTD_LEVEL).ok()?;
+        if !pays(compressed.len(), sample.len()) {
+            return None;
+        }
+    }
+    let compressed = zstd::bulk::compress(bytes, ZSTD_LEVEL).ok()?;
+    pays(compressed.len(), bytes.len()).then_some(compressed)
+}
+
+/// Decompresses a zstd frame whose content must be exactly `len` bytes; `None` when it is
+/// damaged (it does not decode, or decodes to another length).
+pub(crate) fn decompress(frame: &[u8], len: u64) -> Option<Vec<u8>> {
+    // The frame records its content size: a damaged `len` must not make us allocate blindly.
+    let declared = zstd::zstd_safe::get_frame_content_size(frame).ok()??;
+    if declared != len {
+        return None;
+    }
+    let capacity = usize::try_from(len).ok()?;
+    let bytes = zstd::bulk::decompress(frame, capacity).ok()?;
+    (bytes.len() as u64 == len).then_some(bytes)
+}
+
 /// The first byte of a sealed value: a blake3 checksum and a JSON payload follow.
 const SEAL_JSON: u8 = 1;
+/// The first byte of a sealed value: a blake3 checksum of the JSON payload follows, then the
+/// payload's length (u64 LE) and a zstd frame of it.
+const SEAL_JSON_ZSTD: u8 = 2;
 const CHECKSUM_LEN: usize = 32;
 
 /// Why a sealed value could not be read back.
@@ -116,6 +228,9 @@ pub(crate) enum DecodeError {
     /// The checksum does not match: the bytes were damaged (or belong to another key).
     #[error("checksum mismatch")]
     Checksum,
+    /// The compressed payload does not decompress to its recorded length.
+    #[error("the compressed entry is damaged")]
+    Compressed,
     /// The payload is not the expected JSON.
     #[error("invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -131,12 +246,22 @@ fn seal_checksum(key: &[u8], payload: &[u8]) -> [u8; CHECKSUM_LEN] {
     *hasher.finalize().as_bytes()
 }
 
-/// Encodes `value` as a sealed value for `key`: `0x01`, the 32-byte checksum, the JSON payload.
+/// Encodes `value` as a sealed value for `key`: `0x01`, the 32-byte checksum, the JSON payload;
+/// or, when compressing pays, `0x02`, the checksum of the JSON, its length and a zstd frame.
 pub(crate) fn seal<T: Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>, serde_json::Error> {
     let payload = serde_json::to_vec(value)?;
+    let checksum = seal_checksum(key, &payload);
+    if let Some(frame) = compress_if_it_pays(&payload) {
+        let mut out = Vec::with_capacity(1 + CHECKSUM_LEN + 8 + frame.len());
+        out.push(SEAL_JSON_ZSTD);
+        out.extend_from_slice(&checksum);
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&frame);
+        return Ok(out);
+    }
     let mut out = Vec::with_capacity(1 + CHECKSUM_LEN + payload.len());
     out.push(SEAL_JSON);
-    out.extend_from_slice(&seal_checksum(key, &payload));
+    out.extend_from_slice(&checksum);
     out.extend_from_slice(&payload);
     Ok(out)
 }
@@ -147,17 +272,41 @@ pub(crate) fn unseal<T: for<'de> Deserialize<'de>>(
     bytes: &[u8],
 ) -> Result<T, DecodeError> {
     let (&encoding, rest) = bytes.split_first().ok_or(DecodeError::Truncated)?;
-    if encoding != SEAL_JSON {
+    if encoding != SEAL_JSON && encoding != SEAL_JSON_ZSTD {
         return Err(DecodeError::UnknownEncoding(encoding));
     }
     if rest.len() < CHECKSUM_LEN {
         return Err(DecodeError::Truncated);
     }
     let (checksum, payload) = rest.split_at(CHECKSUM_LEN);
+    let decompressed;
+    let payload = if encoding == SEAL_JSON_ZSTD {
+        let (len, frame) = payload.split_at_checked(8).ok_or(DecodeError::Truncated)?;
+        let len = u64::from_le_bytes(len.try_into().map_err(|_| DecodeError::Truncated)?);
+        if len > SEALED_MAX {
+            return Err(DecodeError::Compressed);
+        }
+        decompressed = decompress(frame, len).ok_or(DecodeError::Compressed)?;
+        decompressed.as_slice()
+    } else {
+        payload
+    };
     if checksum != seal_checksum(key, payload) {
         return Err(DecodeError::Checksum);
     }
     Ok(serde_json::from_slice(payload)?)
+}
+
+/// The length of the JSON payload of a sealed value (its length uncompressed), without
+/// checking it; `None` when the value is malformed.
+pub(crate) fn sealed_payload_len(bytes: &[u8]) -> Option<u64> {
+    let (&encoding, rest) = bytes.split_first()?;
+    let payload = rest.get(CHECKSUM_LEN..)?;
+    match encoding {
+        SEAL_JSON => Some(payload.len() as u64),
+        SEAL_JSON_ZSTD => Some(u64::from_le_bytes(payload.get(..8)?.try_into().ok()?)),
+        _ => None,
+    }
 }
 
 /// How a recorded cell ended. Crashes, timeouts and interrupts are never recorded.
@@ -352,6 +501,48 @@ pub struct NotebookState {
     pub distributions: Vec<String>,
     /// When the state was written, in seconds since the Unix epoch.
     pub updated_unix_s: u64,
+    /// The keys the last runs needed, newest first (this run first), at most
+    /// [`RECENT_RUNS_MAX`]; a run that needed the same keys as the one before it counts once.
+    /// `cache gc --keep-runs N` keeps what the first `N` need.
+    #[serde(default)]
+    pub recent_runs: Vec<RecentRun>,
+}
+
+/// The keys one run of a notebook needed: the record of each cell and, for a cell that read
+/// files, the manifest that finds it (its first-step key).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RecentRun {
+    /// When the run ended, in seconds since the Unix epoch.
+    pub unix_s: u64,
+    /// Record keys and manifest keys, sorted, without duplicates.
+    #[serde(with = "hex_hash_vec")]
+    pub keys: Vec<ContentHash>,
+}
+
+/// How one run went, for the hit rate `cache stats` shows (the `runs` table).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// When the run ended, in seconds since the Unix epoch.
+    pub unix_s: u64,
+    /// The wall time of the run, in seconds.
+    pub wall_s: f64,
+    /// Per notebook run.
+    pub notebooks: Vec<NotebookRun>,
+}
+
+/// The cells of one notebook in one run, by what happened to them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NotebookRun {
+    /// The notebook id.
+    pub notebook: String,
+    /// Cells replayed from the cache (hits).
+    pub cached: u64,
+    /// Cells executed (misses).
+    pub ran: u64,
+    /// Cells that failed (a raised exception replayed from the cache counts here too).
+    pub failed: u64,
+    /// Cells skipped.
+    pub skipped: u64,
 }
 
 /// A [`ContentHash`] as 64 lowercase hex digits (the hash type itself is not `Serialize`: core
@@ -446,6 +637,25 @@ mod hex_hash_opt_vec {
     ) -> Result<Vec<Option<ContentHash>>, D::Error> {
         let hexes = Vec::<Option<Hex>>::deserialize(deserializer)?;
         Ok(hexes.into_iter().map(|hex| hex.map(|hex| hex.0)).collect())
+    }
+}
+
+mod hex_hash_vec {
+    use super::{ContentHash, Hex};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        hashes: &[ContentHash],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(hashes.iter().map(|hash| Hex(*hash)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<ContentHash>, D::Error> {
+        let hexes = Vec::<Hex>::deserialize(deserializer)?;
+        Ok(hexes.into_iter().map(|hex| hex.0).collect())
     }
 }
 

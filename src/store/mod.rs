@@ -8,7 +8,7 @@
 //! about: another process holding the store, or real I/O failures such as a full disk.
 //!
 //! Only the parent process opens the store; workers send their outputs over the protocol. The
-//! on-disk layout is specified in `cache-format/v2.md` and defined in [`format`](mod@format); large
+//! on-disk layout is specified in `cache-format/v3.md` and defined in [`format`](mod@format); large
 //! artifacts are files handled by `blobs`.
 //!
 //! Writes commit without fsync ([`redb::Durability::None`]); [`Store::flush`] makes everything
@@ -18,6 +18,7 @@
 
 mod blobs;
 pub mod format;
+mod gc;
 #[cfg(test)]
 mod tests;
 
@@ -40,11 +41,14 @@ use blobs::{Blobs, lock};
 use format::{
     ARTIFACTS, ArtifactEntry, INLINE_ARTIFACT_MAX, INLINE_OUTPUTS_MAX, MANIFESTS, META,
     META_CREATED, META_FORMAT_VERSION, META_LAST_FLUSH, META_NBMEMO_VERSION, META_REDB_VERSION,
-    NOTEBOOKS, RECORD_USED, RECORDS, REDB_VERSION, StoredRecord,
+    NOTEBOOKS, RECORD_MANIFESTS, RECORD_USED, RECORDS, REDB_VERSION, RUNS, RUNS_KEPT, StoredRecord,
 };
 pub use format::{
-    CellRecord, CellTrace, ErrorInfo, FORMAT_VERSION, FileOutput, FileUse, NotebookState,
-    RecordStatus, Unpicklable, ValueGroup,
+    CellRecord, CellTrace, ErrorInfo, FORMAT_VERSION, FileOutput, FileUse, NotebookRun,
+    NotebookState, RECENT_RUNS_MAX, RecentRun, RecordStatus, RunSummary, Unpicklable, ValueGroup,
+};
+pub use gc::{
+    ArtifactUse, Cleared, Collected, GcPolicy, LargeArtifact, NotebookStats, Stats, Usage,
 };
 
 /// How many file lists a manifest keeps per first-step key (the newest).
@@ -132,7 +136,7 @@ struct Layout {
     dir: PathBuf,
     /// `dir/cache`: tagged with `CACHEDIR.TAG`, holds one directory per format version.
     cache: PathBuf,
-    /// `dir/cache/v2`.
+    /// `dir/cache/v3`.
     root: PathBuf,
     db: PathBuf,
     blobs: PathBuf,
@@ -374,6 +378,8 @@ fn check_meta(db: &Database) -> Result<MetaCheck, redb::Error> {
         txn.open_table(RECORD_USED).map(drop),
         txn.open_table(NOTEBOOKS).map(drop),
         txn.open_table(MANIFESTS).map(drop),
+        txn.open_table(RECORD_MANIFESTS).map(drop),
+        txn.open_table(RUNS).map(drop),
     ] {
         if let Err(err) = result {
             return foreign_or_err(err);
@@ -408,6 +414,8 @@ fn initialize(db: &Database) -> Result<(), redb::Error> {
         txn.open_table(RECORD_USED)?;
         txn.open_table(NOTEBOOKS)?;
         txn.open_table(MANIFESTS)?;
+        txn.open_table(RECORD_MANIFESTS)?;
+        txn.open_table(RUNS)?;
     }
     txn.commit()?;
     Ok(())
@@ -496,10 +504,12 @@ fn remove_if_present(path: &Path) -> Result<(), Error> {
 
 /// An owned copy of an `artifacts` value.
 enum Located {
-    /// Inline bytes (copied when asked for).
+    /// Inline bytes (copied, and decompressed, when asked for).
     Inline(Option<Vec<u8>>),
+    /// In `blobs/`: `len` bytes, or `len` bytes compressed into a file of `stored` bytes.
     Blob {
         len: u64,
+        stored: Option<u64>,
     },
     Malformed,
 }
@@ -518,6 +528,8 @@ pub struct Store {
     /// Keys of the records read since the last flush, whose last-use time is written by the
     /// next flush (a read should not cost a write transaction).
     used: Mutex<HashSet<[u8; 32]>>,
+    /// Keys of the records and manifests stored since the last [`Store::take_written_keys`].
+    written: Mutex<Vec<ContentHash>>,
     /// Declared last: released after the database is closed.
     _hold: Hold,
 }
@@ -533,7 +545,7 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) the store under `dir` (`<project>/.nbmemo`): the database
-    /// `dir/cache/v2/cache.redb`, large artifacts in `dir/cache/v2/blobs/`, a `CACHEDIR.TAG` in
+    /// `dir/cache/v3/cache.redb`, large artifacts in `dir/cache/v3/blobs/`, a `CACHEDIR.TAG` in
     /// `dir/cache/` and a `.gitignore` containing `*` in `dir`.
     ///
     /// While another nbmemo process holds the store, polls for up to `wait`, then returns
@@ -552,11 +564,12 @@ impl Store {
             layout,
             disabled: AtomicBool::new(false),
             used: Mutex::new(HashSet::new()),
+            written: Mutex::new(Vec::new()),
             _hold: hold,
         })
     }
 
-    /// The directory of this format version's files (`dir/cache/v2`).
+    /// The directory of this format version's files (`dir/cache/v3`).
     pub fn root(&self) -> &Path {
         &self.layout.root
     }
@@ -620,7 +633,16 @@ impl Store {
                         Some(ArtifactEntry::Inline(bytes)) => {
                             Located::Inline(with_bytes.then(|| bytes.to_vec()))
                         }
-                        Some(ArtifactEntry::Blob { len }) => Located::Blob { len },
+                        Some(ArtifactEntry::InlineZstd { len, frame }) if with_bytes => {
+                            format::decompress(frame, len)
+                                .map_or(Located::Malformed, |bytes| Located::Inline(Some(bytes)))
+                        }
+                        Some(ArtifactEntry::InlineZstd { .. }) => Located::Inline(None),
+                        Some(ArtifactEntry::Blob { len }) => Located::Blob { len, stored: None },
+                        Some(ArtifactEntry::BlobZstd { len, stored }) => Located::Blob {
+                            len,
+                            stored: Some(stored),
+                        },
                         None => Located::Malformed,
                     });
             Ok(located)
@@ -629,16 +651,16 @@ impl Store {
     }
 
     /// Stores `bytes` (once, whatever the number of calls) and returns their address, the
-    /// blake3 hash of the bytes.
+    /// blake3 hash of the bytes. Bytes that compress well are stored compressed (zstd).
     pub fn put_artifact(&self, bytes: &[u8]) -> Result<ContentHash, Error> {
         let hash = ContentHash::of(bytes);
         let len = bytes.len() as u64;
-        let in_blobs = bytes.len() > INLINE_ARTIFACT_MAX;
         match self.locate(&hash, false)? {
-            Some(Located::Inline(_)) if !in_blobs => return Ok(hash),
-            Some(Located::Blob { len: stored })
-                if in_blobs && stored == len && self.blob_exists(&hash, len)? =>
-            {
+            Some(Located::Inline(_)) => return Ok(hash),
+            Some(Located::Blob {
+                len: stored_len,
+                stored,
+            }) if stored_len == len && self.blob_exists(&hash, len, stored)? => {
                 return Ok(hash);
             }
             _ => {}
@@ -646,14 +668,32 @@ impl Store {
         if self.disabled.load(Ordering::Acquire) {
             return Ok(hash);
         }
+        let compressed = format::compress_if_it_pays(bytes);
+        let in_blobs = compressed.as_ref().map_or(bytes.len(), Vec::len) > INLINE_ARTIFACT_MAX;
         let entry = if in_blobs {
-            let path = self.blobs.path(&hash);
+            let (path, contents, entry) = match &compressed {
+                Some(frame) => (
+                    self.blobs.zstd_path(&hash),
+                    frame.as_slice(),
+                    ArtifactEntry::BlobZstd {
+                        len,
+                        stored: frame.len() as u64,
+                    },
+                ),
+                None => (self.blobs.path(&hash), bytes, ArtifactEntry::Blob { len }),
+            };
             self.blobs
-                .write(&hash, bytes)
+                .write(&path, contents)
                 .map_err(|source| io_error(&path, source))?;
-            ArtifactEntry::Blob { len }
+            // The other form of the same blob, left by an earlier store, is garbage now.
+            let other = self.blobs.file(&hash, compressed.is_none());
+            let _ = fs_err::remove_file(other);
+            entry
         } else {
-            ArtifactEntry::Inline(bytes)
+            match &compressed {
+                Some(frame) => ArtifactEntry::InlineZstd { len, frame },
+                None => ArtifactEntry::Inline(bytes),
+            }
         };
         let value = entry.encode();
         self.with_db(|db| {
@@ -676,25 +716,35 @@ impl Store {
                 return Ok(None);
             }
             Some(Located::Inline(bytes)) => bytes.unwrap_or_default(),
-            Some(Located::Blob { len }) => {
-                let path = self.blobs.path(hash);
-                match self.blobs.read(hash) {
-                    Ok(Some(bytes)) if bytes.len() as u64 == len => bytes,
-                    Ok(Some(bytes)) => {
-                        let why = format!(
-                            "its blob `{}` has {} bytes instead of {len}",
-                            path.display(),
-                            bytes.len()
-                        );
-                        self.forget_artifact(hash, &why);
-                        return Ok(None);
-                    }
+            Some(Located::Blob { len, stored }) => {
+                let path = self.blobs.file(hash, stored.is_some());
+                let expected = stored.unwrap_or(len);
+                let read = match Blobs::read(&path) {
+                    Ok(Some(read)) => read,
                     Ok(None) => {
                         let why = format!("its blob `{}` is missing", path.display());
                         self.forget_artifact(hash, &why);
                         return Ok(None);
                     }
                     Err(source) => return Err(io_error(&path, source)),
+                };
+                if read.len() as u64 != expected {
+                    let why = format!(
+                        "its blob `{}` has {} bytes instead of {expected}",
+                        path.display(),
+                        read.len()
+                    );
+                    self.forget_artifact(hash, &why);
+                    return Ok(None);
+                }
+                if stored.is_none() {
+                    read
+                } else if let Some(bytes) = format::decompress(&read, len) {
+                    bytes
+                } else {
+                    let why = format!("its blob `{}` does not decompress", path.display());
+                    self.forget_artifact(hash, &why);
+                    return Ok(None);
                 }
             }
         };
@@ -711,14 +761,18 @@ impl Store {
         match self.locate(hash, false)? {
             None | Some(Located::Malformed) => Ok(false),
             Some(Located::Inline(_)) => Ok(true),
-            Some(Located::Blob { len }) => self.blob_exists(hash, len),
+            Some(Located::Blob { len, stored }) => self.blob_exists(hash, len, stored),
         }
     }
 
-    fn blob_exists(&self, hash: &ContentHash, len: u64) -> Result<bool, Error> {
-        self.blobs
-            .exists(hash, len)
-            .map_err(|source| io_error(&self.blobs.path(hash), source))
+    fn blob_exists(
+        &self,
+        hash: &ContentHash,
+        len: u64,
+        stored: Option<u64>,
+    ) -> Result<bool, Error> {
+        let path = self.blobs.file(hash, stored.is_some());
+        Blobs::exists(&path, stored.unwrap_or(len)).map_err(|source| io_error(&path, source))
     }
 
     /// Logs a damaged artifact and removes it, so that the next put of the same bytes stores
@@ -843,6 +897,9 @@ impl Store {
             txn.commit()?;
             Ok(None)
         })?;
+        if matches!(missing, Some(None)) {
+            lock(&self.written).push(*key);
+        }
         if let Some(Some(hash)) = missing {
             tracing::warn!(
                 "cache record {} refers to artifact {}, which is not stored; not stored",
@@ -889,6 +946,7 @@ impl Store {
         if self.disabled.load(Ordering::Acquire) {
             return Ok(());
         }
+        lock(&self.written).push(*first_key);
         let mut lists = self.get_manifest(first_key)?;
         if lists.first().is_some_and(|first| first == files) {
             return Ok(());
@@ -904,6 +962,59 @@ impl Store {
             let txn = begin_write(db, false)?;
             txn.open_table(MANIFESTS)?
                 .insert(&first_key.0, value.as_slice())?;
+            txn.commit()?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The keys of the records and manifests stored since the last call (a run adds them to
+    /// the keys its notebook's state says it needs, so that `cache gc` keeps them).
+    pub fn take_written_keys(&self) -> Vec<ContentHash> {
+        std::mem::take(&mut *lock(&self.written))
+    }
+
+    /// Remembers, for garbage collection, the manifest (first-step key) that finds each record
+    /// of a cell that read files: `(record key, first-step key)`.
+    pub fn put_record_manifests(&self, pairs: &[(ContentHash, ContentHash)]) -> Result<(), Error> {
+        if pairs.is_empty() || self.disabled.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.with_db(|db| {
+            let txn = begin_write(db, false)?;
+            {
+                let records = txn.open_table(RECORDS)?;
+                let mut table = txn.open_table(RECORD_MANIFESTS)?;
+                for (key, first_key) in pairs {
+                    if key != first_key && records.get(&key.0)?.is_some() {
+                        table.insert(&key.0, &first_key.0)?;
+                    }
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Appends a run's summary to the `runs` table (which keeps the newest
+    /// [`format::RUNS_KEPT`]), for the hit rate `cache stats` shows.
+    pub fn record_run(&self, run: &RunSummary) -> Result<(), Error> {
+        if self.disabled.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.with_db(|db| {
+            let txn = begin_write(db, false)?;
+            {
+                let mut runs = txn.open_table(RUNS)?;
+                let next = runs.last()?.map_or(0, |(key, _)| key.value() + 1);
+                if let Ok(value) = format::seal(&next.to_le_bytes(), run) {
+                    runs.insert(next, value.as_slice())?;
+                }
+                if next >= RUNS_KEPT {
+                    runs.retain_in(..=next - RUNS_KEPT, |_, _| false)?;
+                }
+            }
             txn.commit()?;
             Ok(())
         })?;

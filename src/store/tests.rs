@@ -153,7 +153,7 @@ fn identical_artifacts_are_stored_once() {
     let (_temp, dir) = cache_dir();
     let store = open(&dir);
     let small = vec![7u8; 1000];
-    let large = vec![9u8; INLINE_ARTIFACT_MAX + 1];
+    let large = Rng(11).bytes(INLINE_ARTIFACT_MAX + 1);
     for _ in 0..3 {
         assert_eq!(
             store.put_artifact(&small).expect("put"),
@@ -401,6 +401,10 @@ fn notebook_state_round_trip() {
         }],
         distributions: vec!["numpy==2.2.6".to_owned()],
         updated_unix_s: 1_700_000_001,
+        recent_runs: vec![RecentRun {
+            unix_s: 1_700_000_001,
+            keys: vec![key(1), key(2)],
+        }],
     };
     assert_eq!(store.get_notebook_state("nb.ipynb").expect("get"), None);
     store.put_notebook_state("nb.ipynb", &state).expect("put");
@@ -424,7 +428,7 @@ fn notebook_state_round_trip() {
 fn layout_has_cachedir_tag_gitignore_and_pid_file() {
     let (_temp, dir) = cache_dir();
     let store = open(&dir);
-    assert_eq!(store.root(), dir.join("cache").join("v2"));
+    assert_eq!(store.root(), dir.join("cache").join("v3"));
     assert!(store.root().join("cache.redb").is_file());
     let tag = fs_err::read_to_string(dir.join("cache").join("CACHEDIR.TAG")).expect("tag");
     assert!(tag.starts_with("Signature: 8a477f597d28d172789f06886806bc55"));
@@ -473,7 +477,9 @@ fn flushed_writes_survive_reopen() {
 fn populate_and_close(dir: &Path) {
     let store = open(dir);
     for n in 0..40u8 {
-        let value = store.put_artifact(&vec![n; 3000]).expect("put");
+        let value = store
+            .put_artifact(&Rng(u64::from(n) + 1).bytes(3000))
+            .expect("put");
         let record = sample_record(vec![ValueGroup {
             names: vec![format!("v{n}")],
             artifact: value,
@@ -549,9 +555,10 @@ fn bytes_flipped_inside_the_database_never_give_wrong_answers() {
                 if let Some(record) = store.get_record(&key(n)).expect("get") {
                     assert_eq!(record.values[0].names, vec![format!("v{n}")]);
                 }
-                let hash = ContentHash::of(&vec![n; 3000]);
+                let expected = Rng(u64::from(n) + 1).bytes(3000);
+                let hash = ContentHash::of(&expected);
                 if let Some(bytes) = store.get_artifact(&hash).expect("get") {
-                    assert_eq!(bytes, vec![n; 3000]);
+                    assert_eq!(bytes, expected);
                 }
             }
             drop(store);
@@ -849,9 +856,124 @@ fn encodings_are_stable() {
     for entry in [ArtifactEntry::Inline(b""), ArtifactEntry::Blob { len: 5 }] {
         assert_eq!(ArtifactEntry::decode(&entry.encode()), Some(entry));
     }
+    assert_eq!(
+        ArtifactEntry::InlineZstd {
+            len: 9,
+            frame: b"zz"
+        }
+        .encode(),
+        [&[2u8][..], &9u64.to_le_bytes(), b"zz"].concat()
+    );
+    assert_eq!(
+        ArtifactEntry::BlobZstd {
+            len: 300_000,
+            stored: 1000
+        }
+        .encode(),
+        [
+            &[3u8][..],
+            &300_000u64.to_le_bytes(),
+            &1000u64.to_le_bytes()
+        ]
+        .concat()
+    );
+    for entry in [
+        ArtifactEntry::Inline(b""),
+        ArtifactEntry::Blob { len: 5 },
+        ArtifactEntry::InlineZstd {
+            len: 5,
+            frame: b"abc",
+        },
+        ArtifactEntry::BlobZstd { len: 5, stored: 3 },
+    ] {
+        assert_eq!(ArtifactEntry::decode(&entry.encode()), Some(entry));
+    }
     assert_eq!(ArtifactEntry::decode(b""), None);
     assert_eq!(ArtifactEntry::decode(b"\x01short"), None);
+    assert_eq!(ArtifactEntry::decode(b"\x03short"), None);
     assert_eq!(ArtifactEntry::decode(b"\x07"), None);
+
+    // A sealed value whose JSON compresses: encoding 2, the checksum of the JSON, its length,
+    // a zstd frame.
+    let long = vec!["the same words again"; 200];
+    let sealed = format::seal(b"key", &long).expect("seal");
+    let json = serde_json::to_vec(&long).expect("json");
+    assert_eq!(sealed[0], 2);
+    assert_eq!(&sealed[1..33], {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&3u64.to_le_bytes());
+        hasher.update(b"key");
+        hasher.update(&json);
+        *hasher.finalize().as_bytes()
+    });
+    assert_eq!(sealed[33..41], (json.len() as u64).to_le_bytes());
+    assert_eq!(
+        zstd::bulk::decompress(&sealed[41..], json.len()).expect("zstd frame"),
+        json
+    );
+    assert!(sealed.len() < json.len() / 4);
+    assert_eq!(
+        format::unseal::<Vec<String>>(b"key", &sealed).expect("unseal"),
+        long
+    );
+    assert_eq!(format::sealed_payload_len(&sealed), Some(json.len() as u64));
+}
+
+#[test]
+fn compressible_artifacts_are_stored_compressed_and_verified() {
+    let (_temp, dir) = cache_dir();
+    let store = open(&dir);
+    // Bytes of 3 bits of entropy each: they compress to about 40%, inline and as a blob.
+    let mut rng = Rng(12);
+    let text: Vec<u8> = (0..1 << 20)
+        .map(|_| b"abcdefgh"[(rng.next() % 8) as usize])
+        .collect();
+    let small = &text[..8000];
+    for bytes in [small, &text[..]] {
+        let hash = store.put_artifact(bytes).expect("put");
+        assert!(store.has_artifact(&hash).expect("has"));
+        assert_eq!(
+            store.get_artifact(&hash).expect("get").as_deref(),
+            Some(bytes)
+        );
+    }
+    let large = ContentHash::of(&text);
+    let blob = store.blobs.zstd_path(&large);
+    assert!(fs_err::metadata(&blob).expect("compressed blob").len() < text.len() as u64 / 2);
+    assert_eq!(blob_files(&store), vec![format!("{large}.zst")]);
+    let inline = store
+        .with_db(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(ARTIFACTS)?;
+            Ok(table
+                .get(&ContentHash::of(small).0)?
+                .map(|value| value.value().to_vec()))
+        })
+        .expect("read")
+        .flatten()
+        .expect("entry");
+    assert_eq!(inline[0], 2, "stored inline, compressed");
+    assert!(inline.len() < small.len() / 2);
+
+    // A damaged compressed blob is a miss, never wrong bytes; a put repairs it.
+    let mut damaged = fs_err::read(&blob).expect("read blob");
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x40;
+    fs_err::write(&blob, &damaged).expect("write blob");
+    let (got, logged) = capture_warnings(|| store.get_artifact(&large).expect("get"));
+    assert_eq!(got, None);
+    assert!(
+        logged.contains("does not decompress") || logged.contains("do not match"),
+        "{logged}"
+    );
+    store.put_artifact(&text).expect("put again");
+    assert_eq!(store.get_artifact(&large).expect("get"), Some(text.clone()));
+
+    // Incompressible bytes are stored as they are.
+    let random = Rng(9).bytes(INLINE_ARTIFACT_MAX + 10);
+    let hash = store.put_artifact(&random).expect("put");
+    assert!(store.blobs.path(&hash).is_file());
+    assert!(!store.blobs.zstd_path(&hash).exists());
 }
 
 #[test]

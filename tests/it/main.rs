@@ -1,5 +1,6 @@
 //! Integration tests: the real `nbmemo` binary on real notebooks.
 
+mod cache;
 mod check;
 mod common;
 mod corpus;
