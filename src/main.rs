@@ -7,7 +7,22 @@ use nbmemo::cli::Cli;
 use nbmemo::env_vars::NBMEMO_LOG;
 use tracing_subscriber::EnvFilter;
 
+/// The stack of the thread nbmemo runs on: deeply nested (machine-written) code recurses in
+/// the parser and the analysis. Reserved address space, touched only as deep as an input needs.
+const STACK_SIZE: usize = 1024 * 1024 * 1024;
+
 fn main() -> ExitCode {
+    std::thread::Builder::new()
+        .name("nbmemo".to_string())
+        .stack_size(STACK_SIZE)
+        .spawn(run)
+        .map_or_else(
+            |_| run(),
+            |thread| thread.join().unwrap_or(ExitCode::from(101)),
+        )
+}
+
+fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

@@ -1114,7 +1114,13 @@ impl<'a> Visitor<'a> for Scope {
                     self.mutate_base(&attribute.value);
                 }
                 self.probes(expr);
-                walk_expr(self, expr);
+                // The chain's inner attributes are loads whose probes the whole chain already
+                // names: visit only its base (walking each prefix is quadratic on `a.b.b.b…`).
+                let mut base = &*attribute.value;
+                while let Expr::Attribute(inner) = base {
+                    base = &inner.value;
+                }
+                self.visit_expr(base);
             }
             Expr::Subscript(subscript) => {
                 if matches!(subscript.ctx, ExprContext::Store | ExprContext::Del) {

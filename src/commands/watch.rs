@@ -151,50 +151,64 @@ pub fn watch(args: &WatchArgs, printer: &Printer) -> ExitStatus {
         .collect();
 
     let mut status = ExitStatus::Success;
+    // `resume`: the last run stopped early (a change arrived during it),
+    // so the next one runs even if the notebooks are back to what that run read.
+    let (mut resume, mut first) = (false, true);
     loop {
         if interrupt::interrupted() {
             break;
         }
-        stop.store(false, Ordering::SeqCst);
         {
-            let mut snapshot = lock(&snapshot);
-            for notebook in &notebooks {
-                snapshot
-                    .files
-                    .insert(notebook.clone(), files::file_hash(notebook));
+            // An empty notebook is an editor caught between truncating and writing it; a
+            // batch of events that changed nothing (the same bytes saved) runs nothing.
+            let changed = first || resume || lock(&snapshot).any_changed().is_some();
+            if settle(&notebooks) && changed {
+                {
+                    // Under the lock the event handler compares with: an event that comes
+                    // now sees what this run reads, and only a real change stops the run.
+                    let mut snapshot = lock(&snapshot);
+                    for notebook in &notebooks {
+                        snapshot
+                            .files
+                            .insert(notebook.clone(), files::file_hash(notebook));
+                    }
+                    stop.store(false, Ordering::SeqCst);
+                }
+                for notebook in &notebooks {
+                    if let Some(dir) = notebook.parent() {
+                        watch_dir(&mut watcher, &mut watched, dir);
+                    }
+                }
+                let (run_status, finished) =
+                    session.execute(&args.notebooks, &settings, printer, Some(stop.clone()));
+                status = run_status;
+                if interrupt::interrupted() {
+                    break;
+                }
+                print_run(&finished, &settings, printer, args.notebooks.len());
+                settings.hide_cached = true;
+                first = false;
+                track_inputs(&finished, &snapshot, &mut watcher, &mut watched);
+                resume = stop.load(Ordering::SeqCst);
+                if resume {
+                    printer.status("changed while running: running the saved version");
+                    continue;
+                }
+                // A file a cell read may have changed between its read and now.
+                if let Some(path) = lock(&snapshot).any_changed() {
+                    printer.status(&format!("{} changed: running", shown(&path)));
+                    continue;
+                }
+                printer.status(&format!(
+                    "watching {} (Ctrl-C to stop)",
+                    args.notebooks
+                        .iter()
+                        .map(|path| path.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
         }
-        for notebook in &notebooks {
-            if let Some(dir) = notebook.parent() {
-                watch_dir(&mut watcher, &mut watched, dir);
-            }
-        }
-        let (run_status, finished) =
-            session.execute(&args.notebooks, &settings, printer, Some(stop.clone()));
-        status = run_status;
-        if interrupt::interrupted() {
-            break;
-        }
-        print_run(&finished, &settings, printer, args.notebooks.len());
-        settings.hide_cached = true;
-        track_inputs(&finished, &snapshot, &mut watcher, &mut watched);
-        if stop.load(Ordering::SeqCst) {
-            printer.status("changed while running: running the saved version");
-            continue;
-        }
-        // A file a cell read may have changed between its read and now.
-        if let Some(path) = lock(&snapshot).any_changed() {
-            printer.status(&format!("{} changed: running", shown(&path)));
-            continue;
-        }
-        printer.status(&format!(
-            "watching {} (Ctrl-C to stop)",
-            args.notebooks
-                .iter()
-                .map(|path| path.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
         match wait(&woken) {
             Wake::Interrupt => break,
             Wake::Changed => {
@@ -209,6 +223,23 @@ pub fn watch(args: &WatchArgs, printer: &Printer) -> ExitStatus {
     }
     session.drop_workers();
     status
+}
+
+/// Whether the notebooks can be run: an empty one is an editor caught between truncating and
+/// writing it, so wait for its content a moment (up to a second); `false` if it stays empty.
+fn settle(notebooks: &[PathBuf]) -> bool {
+    let empty = || {
+        notebooks
+            .iter()
+            .any(|path| std::fs::metadata(path).is_ok_and(|meta| meta.len() == 0))
+    };
+    for _ in 0..40 {
+        if !empty() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    !empty()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

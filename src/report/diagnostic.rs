@@ -31,12 +31,24 @@ impl Diagnostic {
         );
         if let Some(text) = cell_source.lines().nth(self.line.saturating_sub(1)) {
             let gutter = self.line.to_string().len();
-            let caret_offset: usize = text
-                .chars()
-                .take(self.column.saturating_sub(1))
-                .map(|ch| if ch == '\t' { 4 } else { 1 })
+            // A long line (machine-written code) is shown as a window around the column.
+            let chars: Vec<char> = text.chars().collect();
+            let column = self.column.saturating_sub(1).min(chars.len());
+            let start = column.saturating_sub(WINDOW / 2);
+            let end = (start + WINDOW).min(chars.len());
+            let mut window: String = chars[start..end].iter().collect();
+            let mut caret_offset: usize = chars[start..column]
+                .iter()
+                .map(|&ch| if ch == '\t' { 4 } else { 1 })
                 .sum();
-            let shown = text.replace('\t', "    ");
+            if start > 0 {
+                window.insert(0, '…');
+                caret_offset += 1;
+            }
+            if end < chars.len() {
+                window.push('…');
+            }
+            let shown = window.replace('\t', "    ");
             let _ = writeln!(out, "{:gutter$} |", "");
             let _ = writeln!(out, "{} | {shown}", self.line);
             let _ = writeln!(out, "{:gutter$} | {:caret_offset$}^", "", "");
@@ -44,6 +56,9 @@ impl Diagnostic {
         out
     }
 }
+
+/// How many characters of a source line a diagnostic shows at most.
+const WINDOW: usize = 100;
 
 fn lowercase_first(message: &str) -> String {
     let mut chars = message.chars();
@@ -70,5 +85,23 @@ mod tests {
             text,
             "error: syntax error in `nb.ipynb`, cell 3, line 2, column 5: expected an expression\n  |\n2 | y = (\n  |     ^\n"
         );
+    }
+
+    #[test]
+    fn long_lines_are_shown_around_the_column() {
+        let line = format!("x = {}1{}", "(".repeat(300), ")".repeat(300));
+        let diagnostic = Diagnostic {
+            cell: 0,
+            line: 1,
+            column: 205,
+            message: "too many nested parentheses".into(),
+        };
+        let text = diagnostic.render(Path::new("nb.py"), &line);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[2].chars().count() < 110, "{text}");
+        assert!(lines[2].starts_with("1 | …((("), "{text}");
+        assert!(lines[2].ends_with("(…"), "{text}");
+        let caret = lines[3].chars().position(|c| c == '^').expect("caret");
+        assert_eq!(lines[2].chars().nth(caret), Some('('), "{text}");
     }
 }

@@ -223,3 +223,42 @@ pub fn make_executable(path: &Path) {
         std::fs::set_permissions(path, permissions).expect("chmod");
     }
 }
+
+/// The `status` of each cell of a `run --json` report.
+pub fn statuses(report: &serde_json::Value) -> Vec<String> {
+    cell_field(report, "status")
+}
+
+/// The `stdout` of each cell of a `run --json` report.
+pub fn stdouts(report: &serde_json::Value) -> Vec<String> {
+    cell_field(report, "stdout")
+}
+
+/// The `reason` of each cell of a `run --json` report.
+pub fn reasons(report: &serde_json::Value) -> Vec<String> {
+    cell_field(report, "reason")
+}
+
+fn cell_field(report: &serde_json::Value, field: &str) -> Vec<String> {
+    report["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .map(|cell| cell[field].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Copies a folder tree (`__pycache__` folders left out).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            if entry.file_name() != "__pycache__" {
+                copy_dir(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}

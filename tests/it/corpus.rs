@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::common::{nbmemo_in, repo_root, test_python};
+use crate::common::{copy_dir, nbmemo_in, repo_root, test_python};
 
 const NONDETERMINISTIC: &str = "# corpus: nondeterministic";
 
@@ -77,20 +77,6 @@ fn known_gaps() -> BTreeMap<String, String> {
             (name.trim().to_string(), reason.trim().to_string())
         })
         .collect()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            if entry.file_name() != "__pycache__" {
-                copy_dir(&entry.path(), &target);
-            }
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy file");
-        }
-    }
 }
 
 /// A fresh copy of the corpus (data files, helper modules, notebooks) marked as a project root.

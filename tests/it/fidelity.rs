@@ -8,25 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{Project, machine, repo_root, test_python};
-
-fn statuses(report: &Value) -> Vec<String> {
-    report["cells"]
-        .as_array()
-        .expect("cells")
-        .iter()
-        .map(|cell| cell["status"].as_str().unwrap_or("?").to_string())
-        .collect()
-}
-
-fn stdouts(report: &Value) -> Vec<String> {
-    report["cells"]
-        .as_array()
-        .expect("cells")
-        .iter()
-        .map(|cell| cell["stdout"].as_str().unwrap_or("").to_string())
-        .collect()
-}
+use crate::common::{Project, machine, repo_root, statuses, stdouts, test_python};
 
 /// Per-cell stdout of sequential top-to-bottom execution in one interpreter.
 fn sequential(notebook: &Path) -> Vec<String> {

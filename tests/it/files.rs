@@ -7,24 +7,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{Project, make_executable, test_python};
+use crate::common::{Project, make_executable, reasons, statuses, test_python};
 
 fn cells(report: &Value) -> &Vec<Value> {
     report["cells"].as_array().expect("cells")
-}
-
-fn statuses(report: &Value) -> Vec<&str> {
-    cells(report)
-        .iter()
-        .map(|cell| cell["status"].as_str().unwrap_or("?"))
-        .collect()
-}
-
-fn reasons(report: &Value) -> Vec<&str> {
-    cells(report)
-        .iter()
-        .map(|cell| cell["reason"].as_str().unwrap_or(""))
-        .collect()
 }
 
 fn stdout(report: &Value, idx: usize) -> &str {

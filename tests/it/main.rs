@@ -8,5 +8,6 @@ mod examples;
 mod fidelity;
 mod files;
 mod plan;
+mod reliability;
 mod run;
 mod watch;

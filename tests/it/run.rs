@@ -5,25 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{Project, repo_root, test_python};
-
-fn statuses(report: &Value) -> Vec<String> {
-    report["cells"]
-        .as_array()
-        .expect("cells")
-        .iter()
-        .map(|cell| cell["status"].as_str().unwrap_or("?").to_string())
-        .collect()
-}
-
-fn stdouts(report: &Value) -> Vec<String> {
-    report["cells"]
-        .as_array()
-        .expect("cells")
-        .iter()
-        .map(|cell| cell["stdout"].as_str().unwrap_or("").to_string())
-        .collect()
-}
+use crate::common::{Project, copy_dir, repo_root, statuses, stdouts, test_python};
 
 /// Per-cell stdout of sequential top-to-bottom execution in one interpreter.
 fn sequential(notebook: &Path) -> Vec<String> {
@@ -261,10 +243,11 @@ fn independent_cells_overlap_in_time() {
     let project = Project::new();
     let cells = [
         "import time",
-        "time.sleep(0.5)\na = 1",
-        "time.sleep(0.5)\nb = 2",
-        "time.sleep(0.5)\nc = 3",
-        "time.sleep(0.5)\nd = 4",
+        // Long enough that starting three more workers on a busy machine still overlaps them.
+        "time.sleep(1.5)\na = 1",
+        "time.sleep(1.5)\nb = 2",
+        "time.sleep(1.5)\nc = 3",
+        "time.sleep(1.5)\nd = 4",
         "print(a + b + c + d)",
     ];
     project.write_notebook("nb.ipynb", &cells);
@@ -462,18 +445,6 @@ fn examples_project() -> Project {
     let project = Project::new();
     copy_dir(&repo_root().join("examples"), &project.ctx.path("examples"));
     project
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 /// Every example runs with the results of sequential execution, cold and then from the cache.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{Project, machine};
+use crate::common::{Project, machine, statuses};
 
 /// A running `nbmemo watch --json`, its JSON lines arriving on a channel.
 struct Watch {
@@ -90,15 +90,6 @@ impl Drop for Watch {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn statuses(report: &Value) -> Vec<&str> {
-    report["cells"]
-        .as_array()
-        .expect("cells")
-        .iter()
-        .map(|cell| cell["status"].as_str().unwrap_or("?"))
-        .collect()
 }
 
 fn stdout(report: &Value, idx: usize) -> &str {
