@@ -13,3 +13,8 @@ pub const NBMEMO_CACHE_DIR: &str = "NBMEMO_CACHE_DIR";
 /// and `check` collect garbage when a run leaves the cache above it. Overrides `max-size` under
 /// `[tool.nbmemo]` in the project's `pyproject.toml`.
 pub const NBMEMO_CACHE_MAX_SIZE: &str = "NBMEMO_CACHE_MAX_SIZE";
+
+/// A memory cap per worker process (`500MB`, `2GiB`, or bytes): the address space a worker may
+/// use (`RLIMIT_AS`). A cell that exceeds it fails with `MemoryError` and is not cached (memory is
+/// the machine's, not the cell's).
+pub const NBMEMO_MEMORY_LIMIT: &str = "NBMEMO_MEMORY_LIMIT";

@@ -251,6 +251,14 @@ pub struct ExecResult {
     /// File accesses, when the request named a root.
     #[serde(default)]
     pub files: Option<FilesReport>,
+    /// `false` when the result depends on the machine rather than the cell (a `MemoryError`
+    /// under `NBMEMO_MEMORY_LIMIT`): reported, never cached.
+    #[serde(default = "yes")]
+    pub cacheable: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ExecResult {

@@ -933,6 +933,18 @@ impl<'a> Scheduler<'a> {
         )?;
         record.files_read.clone_from(&file_inputs);
         record.files_written = files::capture_outputs(root, &access.written, self.store)?;
+        if !result.cacheable {
+            // Out of memory under NBMEMO_MEMORY_LIMIT: the machine's limit, reported only.
+            let outcome = CellOutcome {
+                status: CellStatus::Failed,
+                reason: "ran out of memory (NBMEMO_MEMORY_LIMIT); not cached".to_string(),
+                started_at: Some(started_at),
+                finished_at: Some(finished_at),
+                ..CellOutcome::of_record(record, CellStatus::Failed, String::new(), key, pairs)
+            };
+            self.finish(idx, outcome, observer);
+            return Ok(());
+        }
         if let Err(err) = self.store.put_record(&key, &record) {
             tracing::warn!("failed to cache cell {idx}: {err}");
         }

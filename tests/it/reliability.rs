@@ -412,3 +412,46 @@ fn check_waits_for_a_watch_and_names_it() {
         "{stderr}"
     );
 }
+
+/// `NBMEMO_MEMORY_LIMIT`: a cell that exhausts the worker's memory fails with `MemoryError`,
+/// is not cached, and the others run.
+#[test]
+fn a_cell_over_the_memory_limit_fails_and_is_not_cached() {
+    let project = Project::new();
+    let notebook = project.write_notebook(
+        "nb.ipynb",
+        &[
+            "x = 1",
+            "big = bytearray(4 * 1024 ** 3)",
+            "print('independent', x)",
+        ],
+    );
+    let nb = notebook.to_str().expect("UTF-8");
+    let run = |args: &[&str]| {
+        let output = nbmemo_command(&project, args)
+            .env("NBMEMO_MEMORY_LIMIT", "1GiB")
+            .output()
+            .expect("run");
+        (
+            output.status.code(),
+            serde_json::from_slice::<Value>(&output.stdout).expect("JSON"),
+        )
+    };
+    let (code, report) = run(&["run", nb, "--json"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(statuses(&report), ["ran", "failed", "ran"]);
+    assert_eq!(
+        report["cells"][1]["error"]["ename"], "MemoryError",
+        "{report:#}"
+    );
+    assert!(
+        report["cells"][1]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("NBMEMO_MEMORY_LIMIT")),
+        "{report:#}"
+    );
+    assert_eq!(stdouts(&report)[2], "independent 1\n");
+    // Not cached: the next run runs it again (and the others are replayed).
+    let (_, again) = run(&["run", nb, "--json"]);
+    assert_eq!(statuses(&again), ["cached", "failed", "cached"]);
+}

@@ -133,6 +133,7 @@ class _State:
     cwd_base = None  # @cwd: the request's cwd (real path)
     start_cwd = None
     files = None  # during a cell: its _FileTrace, when the request names a project root
+    memory_limit = None  # NBMEMO_MEMORY_LIMIT in bytes, when set
     copy_parents = []  # stand-ins the loaded pandas copies of this cell refer to
 
 
@@ -2755,6 +2756,9 @@ def _handle_exec(req, blobs):
         _probes_forget()
         res["status"] = "error"
         res["error"] = error[0]
+        if ST.memory_limit and error[0].get("ename") == "MemoryError":
+            # The machine's limit, not the cell's doing: not a result to cache.
+            res["cacheable"] = False
         return res, []
 
     # Values
@@ -2950,7 +2954,41 @@ def _setup_fds():
     ST.chan = _Channel(proto_in, proto_out)
 
 
+def _parse_size(text):
+    """`500MB`, `2GiB`, `1.5G`, `1000000` -> bytes (None if unreadable)."""
+    text = (text or "").strip().upper().replace(" ", "")
+    units = (("KIB", 1 << 10), ("MIB", 1 << 20), ("GIB", 1 << 30), ("TIB", 1 << 40),
+             ("KB", 10 ** 3), ("MB", 10 ** 6), ("GB", 10 ** 9), ("TB", 10 ** 12),
+             ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("T", 1 << 40), ("B", 1))
+    for suffix, factor in units:
+        if text.endswith(suffix):
+            try:
+                return int(float(text[: -len(suffix)]) * factor)
+            except ValueError:
+                return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _limit_memory():
+    """NBMEMO_MEMORY_LIMIT: cap the worker's address space (RLIMIT_AS)."""
+    limit = _parse_size(os.environ.get("NBMEMO_MEMORY_LIMIT"))
+    ST.memory_limit = limit
+    if not limit:
+        return
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except Exception as e:
+        _diag("cannot limit memory to %d bytes: %r" % (limit, e))
+        ST.memory_limit = None
+
+
 def _setup_process():
+    _limit_memory()
     try:
         import ctypes
 
