@@ -7,6 +7,7 @@
 //! `ARCHITECTURE.md` for the code map and the invariants.
 
 pub mod analysis;
+pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod db;

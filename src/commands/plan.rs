@@ -12,6 +12,7 @@ use crate::project;
 use crate::report::Printer;
 use crate::report::plan::{Plan, PlanCell};
 use crate::store::Store;
+use std::path::Path;
 use std::time::Duration;
 
 use super::{ExitStatus, notebook_input};
@@ -19,30 +20,76 @@ use super::{ExitStatus, notebook_input};
 /// Runs `nbmemo plan`.
 #[instrument(skip_all, fields(notebook = %args.notebook.display()))]
 pub fn plan(args: &PlanArgs, printer: &Printer) -> ExitStatus {
-    let contents = match std::fs::read(&args.notebook) {
+    let printed = with_plan(
+        &args.notebook,
+        args.python.as_deref(),
+        args.cache_dir.as_deref(),
+        printer,
+        |plan| {
+            let output = match args.format {
+                PlanFormat::Text => plan.to_text(),
+                PlanFormat::Json => {
+                    let mut json =
+                        serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default();
+                    json.push('\n');
+                    json
+                }
+                PlanFormat::Dot => plan.to_dot(),
+            };
+            if printer.stdout(&output).is_err() {
+                return ExitStatus::Success;
+            }
+            let diagnostics = plan.diagnostics();
+            for diagnostic in &diagnostics {
+                printer.diagnostic(
+                    &diagnostic.render(&args.notebook, plan.cells[diagnostic.cell].source),
+                );
+            }
+            if diagnostics.is_empty() {
+                ExitStatus::Success
+            } else {
+                ExitStatus::Error
+            }
+        },
+    );
+    printed.unwrap_or_else(|status| status)
+}
+
+/// Reads and analyses the notebook at `path`, asks the cache (when a previous run left one)
+/// whether each cell would run, and hands the plan to `use_plan` (`plan` prints it; the library
+/// API returns its JSON).
+///
+/// # Errors
+///
+/// The notebook cannot be read: the error is printed and its exit status returned.
+pub(crate) fn with_plan<R>(
+    path: &Path,
+    python: Option<&Path>,
+    cache_dir: Option<&Path>,
+    printer: &Printer,
+    use_plan: impl FnOnce(&Plan<'_>) -> R,
+) -> Result<R, ExitStatus> {
+    let contents = match std::fs::read(path) {
         Ok(contents) => contents,
         Err(err) => {
-            printer.error(&format!(
-                "failed to read `{}`: {err}",
-                args.notebook.display()
-            ));
-            return ExitStatus::Error;
+            printer.error(&format!("failed to read `{}`: {err}", path.display()));
+            return Err(ExitStatus::Error);
         }
     };
-    let cache = open_cache(args);
+    let cache = open_cache(path, python, cache_dir);
     let previous = cache.as_ref().and_then(|(store, _)| {
         store
-            .get_notebook_state(&project::notebook_id(&args.notebook))
+            .get_notebook_state(&project::notebook_id(path))
             .ok()
             .flatten()
     });
     let db = Database::default();
-    let file = notebook_input(&db, args.notebook.clone(), contents, previous.as_ref());
+    let file = notebook_input(&db, path.to_path_buf(), contents, previous.as_ref());
     let notebook = match parsed_notebook(&db, file) {
         Ok(notebook) => notebook,
         Err(err) => {
             printer.error(&err.to_string());
-            return ExitStatus::Error;
+            return Err(ExitStatus::Error);
         }
     };
     let sources = code_cells(&db, file);
@@ -75,48 +122,32 @@ pub fn plan(args: &PlanArgs, printer: &Printer) -> ExitStatus {
                 skip: crate::commands::run::is_skip(notebook_cell),
             })
             .collect();
-        let root = project::project_root(&args.notebook);
+        let root = project::project_root(path);
         let root = std::fs::canonicalize(&root).unwrap_or(root);
         Some(predict(graph, &specs, store, env, previous.as_ref(), &root))
     });
     let plan = Plan {
-        path: &args.notebook,
+        path,
         cells: &cells,
         graph,
         predictions: predictions.as_deref(),
     };
-    let output = match args.format {
-        PlanFormat::Text => plan.to_text(),
-        PlanFormat::Json => {
-            let mut json = serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default();
-            json.push('\n');
-            json
-        }
-        PlanFormat::Dot => plan.to_dot(),
-    };
-    if printer.stdout(&output).is_err() {
-        return ExitStatus::Success;
-    }
-    let diagnostics = plan.diagnostics();
-    for diagnostic in &diagnostics {
-        printer.diagnostic(&diagnostic.render(&args.notebook, cells[diagnostic.cell].source));
-    }
-    if diagnostics.is_empty() {
-        ExitStatus::Success
-    } else {
-        ExitStatus::Error
-    }
+    Ok(use_plan(&plan))
 }
 
 /// The store and the environment, when a previous run left them: the store holds what the
 /// last run learned (refining the graph); with the environment, `plan` also says whether a run
 /// would replay or run each cell, without starting Python.
-fn open_cache(args: &PlanArgs) -> Option<(Store, Option<Environment>)> {
-    let cache_dir = project::cache_dir(&args.notebook, args.cache_dir.as_deref());
+fn open_cache(
+    path: &Path,
+    python: Option<&Path>,
+    cache_dir: Option<&Path>,
+) -> Option<(Store, Option<Environment>)> {
+    let cache_dir = project::cache_dir(path, cache_dir);
     if !cache_dir.exists() {
         return None;
     }
-    let python = resolve_python(args.python.as_deref());
+    let python = resolve_python(python);
     let env = InterpreterCache::load(&cache_dir).lookup(&python);
     match Store::open(&cache_dir, Duration::from_secs(5)) {
         Ok(store) => Some((store, env)),

@@ -26,13 +26,23 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Installs the handler (once per process; later calls do nothing).
 pub fn install() {
-    let _ = ctrlc::set_handler(|| {
-        INTERRUPTED.store(true, Ordering::SeqCst);
-        kill_workers();
-        if let Some(listener) = lock(&LISTENER).as_ref() {
-            let _ = listener.send(());
-        }
-    });
+    let _ = ctrlc::set_handler(interrupt);
+}
+
+/// What the handler does, for embedders that catch the signal themselves (the Python package,
+/// where Python owns SIGINT): marks the process interrupted and kills every live worker.
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    kill_workers();
+    if let Some(listener) = lock(&LISTENER).as_ref() {
+        let _ = listener.send(());
+    }
+}
+
+/// Forgets an interrupt once the interrupted run has ended, so that a long-lived process (the
+/// Python package) can run again.
+pub fn clear() {
+    INTERRUPTED.store(false, Ordering::SeqCst);
 }
 
 /// Whether an interrupt arrived.
