@@ -262,3 +262,28 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Each cell of sequential top-to-bottom execution in one interpreter (`sequential.py`): its
+/// `stdout` and `error`.
+pub fn sequential_cells(notebook: &Path) -> Vec<serde_json::Value> {
+    let output = Command::new(test_python())
+        .arg(repo_root().join("tests/it/sequential.py"))
+        .arg(notebook)
+        .output()
+        .expect("run the sequential reference");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let cells: serde_json::Value = serde_json::from_slice(&output.stdout).expect("reference JSON");
+    cells.as_array().expect("cells").clone()
+}
+
+/// Per-cell stdout of sequential top-to-bottom execution in one interpreter.
+pub fn sequential(notebook: &Path) -> Vec<String> {
+    sequential_cells(notebook)
+        .iter()
+        .map(|cell| cell["stdout"].as_str().unwrap_or("").to_string())
+        .collect()
+}

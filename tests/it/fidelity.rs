@@ -8,23 +8,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{Project, machine, repo_root, statuses, stdouts, test_python};
+use crate::common::{Project, machine, sequential_cells, statuses, stdouts};
 
-/// Per-cell stdout of sequential top-to-bottom execution in one interpreter.
+/// Per-cell stdout of sequential top-to-bottom execution; none of these references may raise.
 fn sequential(notebook: &Path) -> Vec<String> {
-    let output = std::process::Command::new(test_python())
-        .arg(repo_root().join("tests/it/sequential.py"))
-        .arg(notebook)
-        .output()
-        .expect("run the sequential reference");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let cells: Value = serde_json::from_slice(&output.stdout).expect("reference JSON");
-    let cells = cells.as_array().expect("cells");
-    for cell in cells {
+    let cells = sequential_cells(notebook);
+    for cell in &cells {
         assert!(cell["error"].is_null(), "the reference raised: {cells:?}");
     }
     cells

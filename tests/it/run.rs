@@ -1,32 +1,9 @@
 //! `nbmemo run` against real Python: results equal sequential execution, caching, edits,
 //! mutation, unpicklable values, failures, parallelism (issue #3).
 
-use std::path::Path;
-
 use serde_json::Value;
 
-use crate::common::{Project, copy_dir, repo_root, statuses, stdouts, test_python};
-
-/// Per-cell stdout of sequential top-to-bottom execution in one interpreter.
-fn sequential(notebook: &Path) -> Vec<String> {
-    let output = std::process::Command::new(test_python())
-        .arg(repo_root().join("tests/it/sequential.py"))
-        .arg(notebook)
-        .output()
-        .expect("run the sequential reference");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let cells: Value = serde_json::from_slice(&output.stdout).expect("reference JSON");
-    cells
-        .as_array()
-        .expect("cells")
-        .iter()
-        .map(|cell| cell["stdout"].as_str().unwrap_or("").to_string())
-        .collect()
-}
+use crate::common::{Project, copy_dir, repo_root, sequential, statuses, stdouts};
 
 const BASIC: &[&str] = &[
     "import math\nbase = 10",
