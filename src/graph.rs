@@ -52,6 +52,11 @@ pub struct GraphCell {
     /// still checks them (a confirmed one makes the scheduler re-run readers that ran on the
     /// old value).
     pub refuted: NameSet,
+    /// Candidates among `refuted` that are only used softly (read-only pandas or numpy methods,
+    /// arguments of numpy or pandas functions; [`crate::analysis::SoftUse`]), with the roots
+    /// of the dotted callees they were passed to: the worker may skip checking such a value when
+    /// it is a pandas or numpy object and every root is bound to a numpy or pandas module.
+    pub unchecked: BTreeMap<String, NameSet>,
     /// Why the cell is a barrier; empty when it is not.
     pub barriers: Vec<Barrier>,
     /// The cells this one waits for, each with the names that tie them (empty names: ordering
@@ -311,10 +316,12 @@ impl<'a> Builder<'a> {
         // What an earlier run saw this code change though the analysis did not: library state
         // (a probe: read and written) or a value reached through a shared object (a
         // may-mutate candidate from now on).
+        let mut learned_here = NameSet::new();
         for (code, name) in self.learned {
             if *code != analysis.code_hash {
                 continue;
             }
+            learned_here.insert(name.clone());
             queue.push(name);
             if probes::is_probe(name) {
                 writes.insert(name.clone());
@@ -441,11 +448,39 @@ impl<'a> Builder<'a> {
                 !fresh && !plain_call && !self.providers_of(name).is_empty() && !is_module(name)
             })
             .collect();
+        // Candidates only used softly (`df.groupby(…)`, `np.column_stack([a, b])`) order
+        // nothing, as long as the dotted callees they went through are modules and no run saw
+        // this code change them (nor do functions it calls change them).
+        let soft: BTreeMap<String, &crate::analysis::SoftUse> = all_candidates
+            .iter()
+            .filter_map(|name| {
+                let soft = analysis.soft_mutations.get(name)?;
+                let summaries = mutated_otherwise.contains(name) || called_in_bodies.contains(name);
+                let modules = soft.modules.iter().all(&is_module);
+                (!summaries && !learned_here.contains(name) && modules)
+                    .then(|| (name.clone(), soft))
+            })
+            .collect();
+        let unchecked: BTreeMap<String, NameSet> = soft
+            .iter()
+            .filter(|(_, soft)| !soft.argument && soft.modules_or_objects.iter().all(&is_module))
+            .map(|(name, soft)| {
+                let roots = soft
+                    .modules
+                    .iter()
+                    .chain(&soft.modules_or_objects)
+                    .cloned()
+                    .collect();
+                (name.clone(), roots)
+            })
+            .collect();
         // Candidates an earlier run of this very code refuted order nothing (the worker still
         // checks them; a confirmed one re-runs its readers).
-        let (refuted, candidates): (NameSet, NameSet) = all_candidates
-            .into_iter()
-            .partition(|name| self.refuted.contains(&(analysis.code_hash, name.clone())));
+        let (refuted, candidates): (NameSet, NameSet) =
+            all_candidates.into_iter().partition(|name| {
+                soft.contains_key(name)
+                    || self.refuted.contains(&(analysis.code_hash, name.clone()))
+            });
         // A mutation through one name is seen through every name sharing the object.
         let closure = |names: &NameSet| -> NameSet {
             if is_barrier {
@@ -507,6 +542,7 @@ impl<'a> Builder<'a> {
             writes,
             may_mutate,
             refuted,
+            unchecked,
             barriers,
             depends_on,
             inputs,

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 pub use parse::SyntaxError;
-pub use symbols::{ANONYMOUS, FunctionSummary};
+pub use symbols::{ANONYMOUS, FunctionSummary, SoftUse};
 
 use crate::hash::ContentHash;
 
@@ -80,6 +80,11 @@ pub struct CellAnalysis {
     /// May-mutate candidates that are only called (`f(x)` makes `f` one): the graph drops them
     /// when the function is plainly defined and holds no state.
     pub called_only: NameSet,
+    /// May-mutate candidates every use of which is soft (read-only pandas or numpy methods,
+    /// arguments of library functions), with what the graph and the worker need to know.
+    pub soft_mutations: BTreeMap<String, SoftUse>,
+    /// Top-level packages the cell imports at module level (`import numpy as np` → `numpy`).
+    pub imported_packages: NameSet,
     /// Why the cell is a barrier; empty when it is not.
     pub barriers: Vec<Barrier>,
     /// Every syntax error, in order.
@@ -140,6 +145,8 @@ fn analyze_python(source: &str, extra_stores: &[String], line_offset: usize) -> 
         functions: symbols.functions,
         aliases: symbols.aliases,
         called_only: symbols.called_only,
+        soft_mutations: symbols.soft,
+        imported_packages: symbols.packages,
         barriers: dedup(symbols.barriers),
         syntax_errors: Vec::new(),
         code_hash: hash_code(flag, normalized.as_bytes()),
@@ -160,6 +167,8 @@ fn barrier_cell(source: &str, barrier: Barrier, syntax_errors: Vec<SyntaxError>)
         functions: BTreeMap::new(),
         aliases: BTreeSet::new(),
         called_only: NameSet::new(),
+        soft_mutations: BTreeMap::new(),
+        imported_packages: NameSet::new(),
         barriers: vec![barrier],
         syntax_errors,
         code_hash: hash_code(b"raw\n", source.as_bytes()),

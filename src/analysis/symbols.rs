@@ -107,6 +107,276 @@ const NON_MUTATING_BUILTINS: &[&str] = &[
     "zip",
 ];
 
+/// Methods that return a new object (or a view nobody writes through) and leave their receiver
+/// and arguments as they were, on the types data notebooks pass around: pandas DataFrame, Series,
+/// Index and their group-by, rolling and resampling objects, and numpy arrays; called without a
+/// keyword in [`MUTATING_KEYWORDS`]. A call of one of these is a *soft* use of its receiver: the
+/// graph does not order later readers after it, the worker skips checking the value when it is
+/// a pandas or numpy object, and checks anything else (a change re-runs the readers). Names that
+/// mutate builtins (`add`, `update`, `sort`, `fill`, `pop`…) are deliberately absent.
+const READ_ONLY_METHODS: &[&str] = &[
+    "abs",
+    "agg",
+    "aggregate",
+    "align",
+    "all",
+    "any",
+    "argmax",
+    "argmin",
+    "argsort",
+    "astype",
+    "between",
+    "clip",
+    "copy",
+    "corr",
+    "corrwith",
+    "count",
+    "cov",
+    "cumcount",
+    "cummax",
+    "cummin",
+    "cumprod",
+    "cumsum",
+    "describe",
+    "diff",
+    "div",
+    "dot",
+    "drop",
+    "drop_duplicates",
+    "dropna",
+    "duplicated",
+    "eq",
+    "equals",
+    "ewm",
+    "expanding",
+    "explode",
+    "fillna",
+    "filter",
+    "first",
+    "flatten",
+    "floordiv",
+    "ge",
+    "get",
+    "groupby",
+    "gt",
+    "head",
+    "idxmax",
+    "idxmin",
+    "isin",
+    "isna",
+    "isnull",
+    "items",
+    "join",
+    "keys",
+    "kurt",
+    "last",
+    "le",
+    "lt",
+    "max",
+    "mean",
+    "median",
+    "melt",
+    "memory_usage",
+    "merge",
+    "min",
+    "mode",
+    "mul",
+    "ne",
+    "ngroup",
+    "nlargest",
+    "notna",
+    "notnull",
+    "nsmallest",
+    "nth",
+    "nunique",
+    "pct_change",
+    "pivot",
+    "pivot_table",
+    "pow",
+    "prod",
+    "quantile",
+    "rank",
+    "ravel",
+    "reindex",
+    "rename",
+    "reset_index",
+    "resample",
+    "reshape",
+    "rolling",
+    "round",
+    "sample",
+    "select_dtypes",
+    "sem",
+    "set_index",
+    "shift",
+    "size",
+    "skew",
+    "sort_index",
+    "sort_values",
+    "squeeze",
+    "stack",
+    "std",
+    "sub",
+    "sum",
+    "tail",
+    "take",
+    "to_dict",
+    "to_frame",
+    "to_list",
+    "to_numpy",
+    "to_string",
+    "tolist",
+    "transpose",
+    "truediv",
+    "unique",
+    "unstack",
+    "value_counts",
+    "var",
+    "where",
+];
+
+/// Keywords with which a library call may write into its receiver or arguments.
+const MUTATING_KEYWORDS: &[&str] = &["copy", "inplace", "out", "output", "target"];
+
+/// Function names that write into an argument, also when reached through a module
+/// (`np.random.shuffle(a)`, `np.copyto(dst, src)`, `np.add.at(a, i, 1)`).
+/// Names ending in `_` (`torch.nn.init.normal_(w)`) work in place by convention and count too.
+const MUTATING_FUNCTIONS: &[&str] = &[
+    "append",
+    "at",
+    "clear",
+    "copyto",
+    "delitem",
+    "extend",
+    "fill",
+    "fill_diagonal",
+    "heapify",
+    "heappop",
+    "heappush",
+    "heappushpop",
+    "heapreplace",
+    "insert",
+    "insort",
+    "insort_left",
+    "insort_right",
+    "itemset",
+    "partition",
+    "place",
+    "pop",
+    "put",
+    "put_along_axis",
+    "putmask",
+    "remove",
+    "resize",
+    "reverse",
+    "setattr",
+    "setflags",
+    "setitem",
+    "shuffle",
+    "sort",
+    "update",
+];
+
+/// Whether a function reached through a module may write into its arguments.
+fn mutating_function(name: &str) -> bool {
+    MUTATING_FUNCTIONS.contains(&name) || (name.ends_with('_') && !name.starts_with('_'))
+}
+
+/// Whether a call passes a keyword with which it may write into what it is given.
+fn has_mutating_keyword(call: &ast::ExprCall) -> bool {
+    call.arguments
+        .keywords
+        .iter()
+        .any(|keyword| match &keyword.arg {
+            Some(arg) => {
+                MUTATING_KEYWORDS.contains(&arg.as_str()) || arg.as_str().starts_with("overwrite")
+            }
+            // `**options` may hold any of them.
+            None => true,
+        })
+}
+
+/// The top-level package of a dotted module name (`sklearn.linear_model` → `sklearn`).
+fn top_package(module: &str) -> &str {
+    module.split('.').next().unwrap_or(module)
+}
+
+/// The name a chain of attributes, subscripts and method calls starts from
+/// (`df.groupby("k")["v"].sum` → `df`).
+fn chain_root(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Name(name) => Some(name.id.as_str()),
+        Expr::Attribute(ast::ExprAttribute { value, .. })
+        | Expr::Subscript(ast::ExprSubscript { value, .. })
+        | Expr::Starred(ast::ExprStarred { value, .. }) => chain_root(value),
+        Expr::Call(ast::ExprCall { func, .. }) => match func.as_ref() {
+            Expr::Attribute(attribute) => chain_root(&attribute.value),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The root of a plain dotted callee (`np.linalg.lstsq` → `np`), if it is one.
+fn dotted_root(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Name(name) => Some(name.id.as_str()),
+        Expr::Attribute(ast::ExprAttribute { value, .. }) => dotted_root(value),
+        _ => None,
+    }
+}
+
+/// A use of a name that changes nothing if the library behaves as documented (see
+/// [`READ_ONLY_METHODS`]).
+#[derive(Debug, Clone)]
+enum Soft {
+    /// The receiver of a read-only method.
+    Receiver,
+    /// An argument of a read-only method of some other object.
+    Argument,
+    /// An argument of a function reached through `root` (`np.column_stack([a, b])`): soft when
+    /// `root` is a module, or, when `read_only_method`, an argument of a read-only method.
+    Through {
+        root: String,
+        read_only_method: bool,
+    },
+}
+
+/// How a may-mutate candidate of a cell is used when every use of it is soft: the graph orders
+/// no later reader after the cell (as for a candidate an earlier run refuted) when every root is
+/// a module; the worker still checks the value unless [`SoftUse::unchecked`] holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct SoftUse {
+    /// Passed to a read-only method of another object (whose type only the run knows).
+    pub argument: bool,
+    /// Roots of dotted callees it was passed to, which must be modules.
+    pub modules: NameSet,
+    /// Roots of dotted read-only-method callees it was passed to: a module, or another object
+    /// (then it is an argument of a read-only method).
+    pub modules_or_objects: NameSet,
+}
+
+impl SoftUse {
+    fn add(&mut self, soft: &Soft) {
+        match soft {
+            Soft::Receiver => {}
+            Soft::Argument => self.argument = true,
+            Soft::Through {
+                root,
+                read_only_method: false,
+            } => {
+                self.modules.insert(root.clone());
+            }
+            Soft::Through {
+                root,
+                read_only_method: true,
+            } => {
+                self.modules_or_objects.insert(root.clone());
+            }
+        }
+    }
+}
+
 /// Calls that make a cell unanalysable: they see or change the namespace by name at run time.
 const DYNAMIC_CALLS: &[&str] = &["exec", "eval", "globals", "locals", "vars"];
 
@@ -122,6 +392,8 @@ pub(crate) struct ModuleSymbols {
     pub(crate) functions: BTreeMap<String, FunctionSummary>,
     pub(crate) aliases: BTreeSet<(String, String)>,
     pub(crate) called_only: NameSet,
+    pub(crate) soft: BTreeMap<String, SoftUse>,
+    pub(crate) packages: NameSet,
     pub(crate) barriers: Vec<Barrier>,
 }
 
@@ -137,6 +409,11 @@ pub(crate) fn analyze_module(suite: &[Stmt], extra_stores: &[String]) -> ModuleS
         .intersection(&scope.mutated)
         .cloned()
         .collect();
+    let soft = scope
+        .soft_uses
+        .into_iter()
+        .filter(|(name, _)| scope.mutated.contains(name) && !scope.strict.contains(name))
+        .collect();
     ModuleSymbols {
         reads: scope.loads,
         writes: scope.stores,
@@ -147,6 +424,8 @@ pub(crate) fn analyze_module(suite: &[Stmt], extra_stores: &[String]) -> ModuleS
         functions: scope.functions,
         aliases: scope.aliases,
         called_only,
+        soft,
+        packages: scope.packages,
         barriers: scope.barriers,
     }
 }
@@ -231,6 +510,14 @@ struct Scope {
     called_only: NameSet,
     /// Set while recording the callee of a call as a candidate.
     calling: bool,
+    /// Set while recording a soft use (see [`READ_ONLY_METHODS`]).
+    soft: Option<Soft>,
+    /// Module: soft uses of each candidate.
+    soft_uses: BTreeMap<String, SoftUse>,
+    /// Module: candidates with at least one use that is not soft.
+    strict: FxHashSet<String>,
+    /// Top-level packages of the absolute imports in this scope.
+    packages: NameSet,
     /// Names local to the comprehensions being walked, innermost last.
     comprehensions: Vec<FxHashSet<String>>,
     /// Set while walking comprehension targets, whose names are comprehension-local.
@@ -258,6 +545,10 @@ impl Scope {
             aliases: BTreeSet::new(),
             called_only: NameSet::new(),
             calling: false,
+            soft: None,
+            soft_uses: BTreeMap::new(),
+            strict: FxHashSet::default(),
+            packages: NameSet::new(),
             comprehensions: Vec::new(),
             binding_comprehension_target: false,
             applying: Vec::new(),
@@ -369,6 +660,16 @@ impl Scope {
             Kind::Module => {
                 if !self.bound.contains(name) && !self.imports.contains(name) {
                     self.mutated.insert(name.to_string());
+                    match &self.soft {
+                        Some(soft) => self
+                            .soft_uses
+                            .entry(name.to_string())
+                            .or_default()
+                            .add(soft),
+                        None => {
+                            self.strict.insert(name.to_string());
+                        }
+                    }
                 }
                 // `alias = items` then `alias.append(…)`: the object came from `items`.
                 let sources: Vec<String> = self
@@ -668,6 +969,8 @@ impl Scope {
             }
             Stmt::Import(import) => {
                 for alias in &import.names {
+                    self.packages
+                        .insert(top_package(alias.name.id.as_str()).to_string());
                     let bound = match &alias.asname {
                         Some(asname) => asname.id.as_str(),
                         None => alias.name.id.as_str().split('.').next().unwrap_or_default(),
@@ -677,6 +980,12 @@ impl Scope {
                 }
             }
             Stmt::ImportFrom(import) => {
+                if import.level == 0
+                    && let Some(module) = &import.module
+                {
+                    self.packages
+                        .insert(top_package(module.id.as_str()).to_string());
+                }
                 for alias in &import.names {
                     if alias.name.id.as_str() == "*" {
                         let module = import.module.as_ref().map_or("", |m| m.id.as_str());
@@ -1034,8 +1343,22 @@ impl Scope {
                 self.barrier(Barrier::DynamicCall(format!("{name}()")));
             }
         }
+        let mutating_keyword = has_mutating_keyword(call);
+        // `df.groupby(…)`, `a.astype(…)`: a read-only method leaves its receiver as it was.
+        let read_only_method = match call.func.as_ref() {
+            Expr::Attribute(attribute) => {
+                READ_ONLY_METHODS.contains(&attribute.attr.as_str()) && !mutating_keyword
+            }
+            _ => false,
+        };
         if let Expr::Attribute(attribute) = call.func.as_ref() {
-            self.mutate_base(&attribute.value);
+            // Through the methods called on the way (`df.head().fillna(0, inplace=True)`): what
+            // a read-only method returns may be a view of its receiver.
+            if let Some(root) = chain_root(&attribute.value) {
+                self.soft = read_only_method.then_some(Soft::Receiver);
+                self.mutate_name(root);
+                self.soft = None;
+            }
         }
         // Calling a function may change the function itself: a closure over `nonlocal` state,
         // a mutable default argument, a class attribute counting instances.
@@ -1050,12 +1373,28 @@ impl Scope {
         let pure =
             callee.is_some_and(|name| NON_MUTATING_BUILTINS.contains(&name)) && !locally_bound;
         if !pure {
+            // What the arguments of a library function or a read-only method go through.
+            self.soft = match call.func.as_ref() {
+                Expr::Attribute(attribute)
+                    if !mutating_keyword && !mutating_function(attribute.attr.as_str()) =>
+                {
+                    match dotted_root(&attribute.value) {
+                        Some(root) => Some(Soft::Through {
+                            root: root.to_string(),
+                            read_only_method,
+                        }),
+                        None => read_only_method.then_some(Soft::Argument),
+                    }
+                }
+                _ => None,
+            };
             for arg in &call.arguments.args {
                 self.mutate_argument(arg);
             }
             for keyword in &call.arguments.keywords {
                 self.mutate_argument(&keyword.value);
             }
+            self.soft = None;
         }
     }
 }

@@ -12,6 +12,30 @@ fn render(source: &str) -> String {
         join(&analysis.writes),
         join(&analysis.may_mutate)
     );
+    // Soft candidates: `name` (a read-only method's receiver), `name*` (an argument of one),
+    // `name(root)` (through a dotted callee whose root must be a module), `name(root?)` (a
+    // module, or a read-only method of that object).
+    if !analysis.soft_mutations.is_empty() {
+        let soft: Vec<String> = analysis
+            .soft_mutations
+            .iter()
+            .map(|(name, soft)| {
+                let mut roots: Vec<String> = soft.modules.iter().cloned().collect();
+                roots.extend(
+                    soft.modules_or_objects
+                        .iter()
+                        .map(|root| format!("{root}?")),
+                );
+                let star = if soft.argument { "*" } else { "" };
+                if roots.is_empty() {
+                    format!("{name}{star}")
+                } else {
+                    format!("{name}{star}({})", roots.join(","))
+                }
+            })
+            .collect();
+        out.push_str(&format!(" s[{}]", soft.join(" ")));
+    }
     if !analysis.functions.is_empty() {
         let functions: Vec<String> = analysis
             .functions
@@ -254,9 +278,12 @@ fn mutation_candidates() {
         ("f([a, b], {'k': c})", "r[a,b,c,f] w[] m[a,b,c,f]"),
         ("f(x + 1)", "r[f,x] w[] m[f]"),
         ("print(len(items))", "r[items,len,print] w[] m[]"),
-        ("print(df.head())", "r[df,print] w[] m[df]"),
-        ("np.array(x)", "r[np,x] w[] m[np,x]"),
-        ("import numpy as np\ny = np.array(x)", "r[x] w[np,y] m[x]"),
+        ("print(df.head())", "r[df,print] w[] m[df] s[df]"),
+        ("np.array(x)", "r[np,x] w[] m[np,x] s[x(np)]"),
+        (
+            "import numpy as np\ny = np.array(x)",
+            "r[x] w[np,y] m[x] s[x(np)]",
+        ),
         ("items = []\nitems.append(1)", "r[] w[items] m[]"),
         (
             "def len(x):\n    x.clear()\nlen(items)",
@@ -266,6 +293,58 @@ fn mutation_candidates() {
             "def f():\n    cache.clear()\nf()",
             "r[cache] w[f] m[cache] f[f:r[cache]m[cache]]",
         ),
+    ]);
+}
+
+#[test]
+fn soft_uses_of_candidates() {
+    check(&[
+        // Read-only methods of pandas and numpy objects, chained or not.
+        (
+            "by = df.groupby('k').agg(['sum'])",
+            "r[df] w[by] m[df] s[df]",
+        ),
+        (
+            "t = df['a'].astype(str)",
+            "r[df,str] w[t] m[df,str] s[df str*]",
+        ),
+        ("c = pivot.T.corr()", "r[pivot] w[c] m[pivot] s[pivot]"),
+        // In place, or not in the list, or a mutating method further down the chain.
+        ("df.fillna(0, inplace=True)", "r[df] w[] m[df]"),
+        ("a.sort()", "r[a] w[] m[a]"),
+        ("df.head().fillna(0, inplace=True)", "r[df] w[] m[df]"),
+        ("df.groupby('k')\ndf.append(x)", "r[df,x] w[] m[df,x]"),
+        ("x = df.astype(int, copy=False)", "r[df,int] w[x] m[df,int]"),
+        ("x = df.sum(**opts)", "r[df,opts] w[x] m[df,opts]"),
+        // Arguments of functions reached through a (module) root, or of read-only methods.
+        (
+            "X = np.column_stack([a, b['u']])",
+            "r[a,b,np] w[X] m[a,b,np] s[a(np) b(np)]",
+        ),
+        (
+            "s = df.isin(vals)",
+            "r[df,vals] w[s] m[df,vals] s[df vals(df?)]",
+        ),
+        (
+            "s = df['c'].isin(vals)",
+            "r[df,vals] w[s] m[df,vals] s[df vals*]",
+        ),
+        (
+            "np.random.shuffle(a)",
+            "r[@numpy.random,a,np] w[@numpy.random] m[a,np]",
+        ),
+        ("np.add(a, b, out=a)", "r[a,b,np] w[] m[a,b,np]"),
+        ("np.add.at(a, i, 1)", "r[a,i,np] w[] m[a,i,np]"),
+        ("torch.nn.init.normal_(w)", "r[torch,w] w[] m[torch,w]"),
+        // Through an object's method: soft only if `model` turns out to be a module.
+        (
+            "model.fit(X, y)",
+            "r[X,model,y] w[] m[X,model,y] s[X(model) y(model)]",
+        ),
+        ("heapq.heappush(h, 3)", "r[h,heapq] w[] m[h,heapq]"),
+        // A function called by name may change its arguments.
+        ("f(df.head())", "r[df,f] w[] m[df,f] s[df]"),
+        ("f(df)", "r[df,f] w[] m[df,f]"),
     ]);
 }
 

@@ -47,8 +47,9 @@ pub struct Completion {
 enum Message {
     Run(Box<Job>),
     Drop(Vec<String>),
-    /// Start the slot's worker now, so the first cell sent to it does not wait for Python.
-    Warm,
+    /// Start the slot's worker now, so the first cell sent to it does not wait for Python, and
+    /// have it import these packages while it waits.
+    Warm(Vec<String>),
 }
 
 /// A fixed number of worker slots.
@@ -95,10 +96,16 @@ impl Pool {
         }
     }
 
-    /// Starts the workers of the first `slots` slots in the background.
-    pub fn warm(&self, slots: usize) {
-        for sender in self.senders.iter().take(slots) {
-            let _ = sender.send(Message::Warm);
+    /// Starts the workers of the first `slots` slots in the background; those but the first
+    /// (which gets the first cell at once) also import `preload` while they wait for a cell.
+    pub fn warm(&self, slots: usize, preload: &[String]) {
+        for (slot, sender) in self.senders.iter().take(slots).enumerate() {
+            let packages = if slot == 0 {
+                Vec::new()
+            } else {
+                preload.to_vec()
+            };
+            let _ = sender.send(Message::Warm(packages));
         }
     }
 
@@ -137,7 +144,7 @@ fn slot_loop(
                 }
                 continue;
             }
-            Message::Warm => {
+            Message::Warm(packages) => {
                 if worker.is_none() {
                     // A failure shows again, with its message, when a job comes.
                     if let Ok(fresh) = Worker::spawn(python) {
@@ -145,6 +152,11 @@ fn slot_loop(
                         warm_hello = Some(fresh.hello.clone());
                         worker = Some(fresh);
                     }
+                }
+                if let Some(live) = worker.as_mut()
+                    && !packages.is_empty()
+                {
+                    live.preload(&packages);
                 }
                 continue;
             }

@@ -156,6 +156,10 @@ pub struct ExecRequest {
     pub inputs: Vec<InputGroup>,
     /// Input names the cell may mutate.
     pub candidates: Vec<String>,
+    /// Candidates the worker need not check when the value is a pandas or numpy object and
+    /// each listed name is bound to a numpy or pandas module (the cell only uses them softly).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub unchecked: std::collections::BTreeMap<String, Vec<String>>,
     /// Names the cell may bind; `None` for a barrier: return every name.
     pub writes: Option<Vec<String>>,
     /// The cell ends with `;`.

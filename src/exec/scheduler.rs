@@ -12,7 +12,7 @@
 //! failed or skipped cell are skipped; the others go on.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustc_hash::FxHashMap;
@@ -249,6 +249,11 @@ enum Emitted {
     Deleted,
 }
 
+/// Packages an idle worker imports ahead when a notebook imports them (dependencies first): data
+/// libraries whose values cells pass around, slow to import, with no import-time effect on what
+/// a cell computes or prints.
+const PRELOADED_PACKAGES: &[&str] = &["numpy", "pandas", "pyarrow", "polars", "scipy", "sklearn"];
+
 enum State {
     Waiting,
     Ready {
@@ -387,6 +392,50 @@ impl<'a> Scheduler<'a> {
         mut self,
         observer: &mut dyn Observer,
     ) -> Result<(Vec<Vec<CellOutcome>>, Option<Pool>), RunError> {
+        // Results are stored by a second thread while cells run: a large value is compressed
+        // and written while its readers already run (they get it from memory).
+        let store = self.store;
+        let (wake, woken) = mpsc::channel::<()>();
+        let ran = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                while woken.recv().is_ok() {
+                    if let Err(err) = store.write_pending() {
+                        tracing::warn!("failed to cache a value: {err}");
+                    }
+                }
+            });
+            let ran = self.schedule(observer, &wake);
+            drop(wake);
+            ran
+        });
+        ran?;
+        if let Err(err) = self.store.flush() {
+            tracing::warn!("failed to flush the cache: {err}");
+        }
+        let pool = self.pool.take();
+        let outcomes: Vec<CellOutcome> = self
+            .outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or_else(|| CellOutcome::skipped(String::new())))
+            .collect();
+        let mut per_unit: Vec<Vec<CellOutcome>> = self
+            .units
+            .iter()
+            .map(|unit| Vec::with_capacity(unit.cells.len()))
+            .collect();
+        for ((unit, _), outcome) in self.place.iter().zip(outcomes) {
+            per_unit[*unit].push(outcome);
+        }
+        Ok((per_unit, pool))
+    }
+
+    /// Settles, dispatches and completes cells until every one is finished; `wake` asks the
+    /// storing thread to write what results left pending.
+    fn schedule(
+        &mut self,
+        observer: &mut dyn Observer,
+        wake: &mpsc::Sender<()>,
+    ) -> Result<(), RunError> {
         loop {
             self.settle(observer)?;
             // A rebuild makes an earlier cell ready again: dispatch until nothing changes.
@@ -413,29 +462,14 @@ impl<'a> Scheduler<'a> {
             let Some(pool) = self.pool.as_ref() else {
                 break;
             };
+            // The results stored last are written while the cells just dispatched run.
+            let _ = wake.send(());
             let Ok(completion) = pool.completions.recv() else {
                 break;
             };
             self.complete(completion, observer)?;
         }
-        if let Err(err) = self.store.flush() {
-            tracing::warn!("failed to flush the cache: {err}");
-        }
-        let pool = self.pool.take();
-        let outcomes: Vec<CellOutcome> = self
-            .outcomes
-            .into_iter()
-            .map(|outcome| outcome.unwrap_or_else(|| CellOutcome::skipped(String::new())))
-            .collect();
-        let mut per_unit: Vec<Vec<CellOutcome>> = self
-            .units
-            .iter()
-            .map(|unit| Vec::with_capacity(unit.cells.len()))
-            .collect();
-        for ((unit, _), outcome) in self.place.iter().zip(outcomes) {
-            per_unit[*unit].push(outcome);
-        }
-        Ok((per_unit, pool))
+        Ok(())
     }
 
     /// Moves waiting cells whose dependencies are all finished to skipped, cached or ready.
@@ -763,7 +797,20 @@ impl<'a> Scheduler<'a> {
                 .iter()
                 .filter(|state| matches!(state, State::Waiting | State::Ready { .. }))
                 .count();
-            pool.warm(pending.min(self.busy.len()));
+            // Workers that wait for their first cell import the heavy data libraries the
+            // notebooks import meanwhile, instead of when unpickling that cell's inputs.
+            let mut preload: Vec<String> = self
+                .cells
+                .iter()
+                .flat_map(|cell| cell.analysis.imported_packages.iter())
+                .filter(|package| PRELOADED_PACKAGES.contains(&package.as_str()))
+                .cloned()
+                .collect();
+            preload.sort_unstable_by_key(|package| {
+                PRELOADED_PACKAGES.iter().position(|known| known == package)
+            });
+            preload.dedup();
+            pool.warm(pending.min(self.busy.len()), &preload);
             self.pool = Some(pool);
         }
     }
@@ -782,7 +829,7 @@ impl<'a> Scheduler<'a> {
                         groups[group].names.push(name.clone());
                         continue;
                     }
-                    let bytes = match self.store.get_artifact(hash) {
+                    let bytes = match self.store.get_artifact_shared(hash) {
                         Ok(Some(bytes)) => bytes,
                         Ok(None) => {
                             return Err(format!(
@@ -795,7 +842,7 @@ impl<'a> Scheduler<'a> {
                             ));
                         }
                     };
-                    blobs.push(Arc::new(bytes));
+                    blobs.push(bytes);
                     blob_of.insert(*hash, groups.len());
                     groups.push(InputGroup {
                         names: vec![name.clone()],
@@ -830,6 +877,12 @@ impl<'a> Scheduler<'a> {
             .filter(|name| supplied.contains(name))
             .cloned()
             .collect();
+        let unchecked = node
+            .unchecked
+            .iter()
+            .filter(|(name, _)| candidates.contains(name))
+            .map(|(name, roots)| (name.clone(), roots.iter().cloned().collect()))
+            .collect();
         let writes = (!node.is_barrier()).then(|| node.writes.iter().cloned().collect());
         let request = ExecRequest {
             kind: "exec",
@@ -839,6 +892,7 @@ impl<'a> Scheduler<'a> {
             cwd: self.units[self.place[idx].0].cwd.display().to_string(),
             inputs: groups,
             candidates,
+            unchecked,
             writes,
             display_suppressed: self.cells[idx].analysis.display_suppressed,
             root: Some(self.units[self.place[idx].0].root.display().to_string()),
@@ -925,7 +979,7 @@ impl<'a> Scheduler<'a> {
         let key = cell_key(&self.env.fingerprint, &code, &value_refs, &file_refs);
         let mut record = self.record(
             &result,
-            &blobs,
+            blobs,
             completion.slot,
             completion.generation,
             idx,
@@ -1066,7 +1120,7 @@ impl<'a> Scheduler<'a> {
     fn record(
         &mut self,
         result: &ExecResult,
-        blobs: &[Vec<u8>],
+        blobs: Vec<Vec<u8>>,
         slot: usize,
         generation: u64,
         idx: usize,
@@ -1074,12 +1128,13 @@ impl<'a> Scheduler<'a> {
     ) -> Result<CellRecord, RunError> {
         let mut values = Vec::new();
         let mut emitted = FxHashMap::default();
+        let mut blobs: Vec<Option<Vec<u8>>> = blobs.into_iter().map(Some).collect();
         if !result.is_error() {
             for group in &result.values {
-                let Some(bytes) = blobs.get(group.blob) else {
+                let Some(bytes) = blobs.get_mut(group.blob).and_then(Option::take) else {
                     continue;
                 };
-                let artifact = self.store.put_artifact(bytes)?;
+                let artifact = self.store.put_artifact_later(Arc::new(bytes));
                 for name in &group.names {
                     emitted.insert(name.clone(), Emitted::Artifact(artifact));
                 }

@@ -260,6 +260,13 @@ impl Worker {
         }
     }
 
+    /// Has the worker import `packages` before its next request (it answers nothing; one that
+    /// fails to import is left for the cell that imports it to report).
+    pub fn preload(&mut self, packages: &[String]) {
+        let header = serde_json::json!({"type": "preload", "packages": packages}).to_string();
+        let _ = write_frame(&mut self.requests, header.as_bytes(), &[]);
+    }
+
     /// Forgets resident values.
     pub fn drop_resident(&mut self, ids: &[String]) {
         let header = serde_json::json!({"type": "drop", "resident": ids}).to_string();

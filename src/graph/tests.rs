@@ -47,6 +47,22 @@ fn render(fixture: &str) -> String {
                     .join(",")
             ));
         }
+        // Candidates that order nothing (here: used softly), `!` when the worker may skip them.
+        if !cell.refuted.is_empty() {
+            let soft: Vec<String> = cell
+                .refuted
+                .iter()
+                .map(|name| {
+                    let bang = if cell.unchecked.contains_key(name) {
+                        "!"
+                    } else {
+                        ""
+                    };
+                    format!("{name}{bang}")
+                })
+                .collect();
+            out.push_str(&format!(" s[{}]", soft.join(",")));
+        }
         if cell.is_barrier() {
             out.push_str(" barrier");
         }
@@ -105,7 +121,30 @@ fn mutation_through_a_function_argument() {
 fn imported_modules_are_not_mutation_candidates() {
     check(
         "# %%\nimport json\n# %%\nd = {}\n# %%\ns = json.dumps(d)\n",
-        "0: [] w0\n1: [] w0\n2: [0(json) 1(d)] w1 m[d]\nwaves=2 critical=[1, 2]",
+        "0: [] w0\n1: [] w0\n2: [0(json) 1(d)] w1 s[d!]\nwaves=2 critical=[1, 2]",
+    );
+}
+
+#[test]
+fn readers_using_a_frame_softly_do_not_wait_for_each_other() {
+    // Read-only methods and numpy functions: the three readers of `df` are one wave; the
+    // graph lets the worker skip checking `df` in 2 and 4 (receiver, numpy module), not `keys`
+    // in 3 (an argument of `df.isin`: the method of an object whose type only the run knows).
+    // (`!`: the worker still checks the value unless it is a numpy or pandas object and the
+    // roots are numpy or pandas modules: `json.dumps(d)` above is checked.)
+    check(
+        "# %%\nimport numpy as np\nimport pandas as pd\n# %%\ndf = pd.DataFrame({'k': [1, 2], 'v': [3, 4]})\nkeys = [1]\n# %%\nby = df.groupby('k')['v'].sum()\n# %%\nsub = df[df['k'].isin(keys)]\n# %%\nX = np.column_stack([df['v'], df['k'].to_numpy()])\n# %%\nprint(by, sub, X)\n",
+        "0: [] w0\n1: [0(pd)] w1\n2: [1(df)] w2 s[df!]\n3: [1(df,keys)] w2 s[df!,keys]\n4: [0(np) 1(df)] w2 s[df!]\n5: [2(by) 3(sub) 4(X)] w3\nwaves=4 critical=[0, 1, 4, 5]",
+    );
+}
+
+#[test]
+fn a_mutating_use_or_a_non_module_callee_keeps_the_order() {
+    // `df.head().fillna(…, inplace=True)` may write through a view; `model.fit(X)` may
+    // change `X`; a name that an object, not a module, receives is not soft.
+    check(
+        "# %%\ndf = make()\nmodel = Model()\nX = [1]\n# %%\ndf.head().fillna(0, inplace=True)\n# %%\nmodel.fit(X)\n# %%\nprint(df.sum(), X)\n",
+        "0: [] w0\n1: [0(df)] w1 m[df]\n2: [0(X,model)] w1 m[X,model]\n3: [0(X,df) 1(df) 2(X)] w2 s[df!]\nwaves=3 critical=[0, 2, 3]",
     );
 }
 

@@ -27,8 +27,8 @@ use std::fs::TryLockError;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{
@@ -530,8 +530,49 @@ pub struct Store {
     used: Mutex<HashSet<[u8; 32]>>,
     /// Keys of the records and manifests stored since the last [`Store::take_written_keys`].
     written: Mutex<Vec<ContentHash>>,
+    /// Artifacts stored or read lately, kept in memory: a value that several cells read is
+    /// read, decompressed and verified once per process.
+    recent: Mutex<Recent>,
+    /// Artifacts given to [`Store::put_artifact_later`] and not written yet.
+    pending: Mutex<rustc_hash::FxHashMap<ContentHash, Arc<Vec<u8>>>>,
+    /// Records naming pending artifacts: written after them (a stored record only ever names
+    /// stored artifacts).
+    pending_records: Mutex<Vec<(ContentHash, CellRecord)>>,
     /// Declared last: released after the database is closed.
     _hold: Hold,
+}
+
+/// Artifacts kept in memory, oldest evicted first beyond [`Recent::LIMIT`] bytes.
+#[derive(Default)]
+struct Recent {
+    map: rustc_hash::FxHashMap<ContentHash, Arc<Vec<u8>>>,
+    order: std::collections::VecDeque<ContentHash>,
+    bytes: usize,
+}
+
+impl Recent {
+    const LIMIT: usize = 256 << 20;
+
+    fn get(&self, hash: &ContentHash) -> Option<Arc<Vec<u8>>> {
+        self.map.get(hash).cloned()
+    }
+
+    fn insert(&mut self, hash: ContentHash, bytes: Arc<Vec<u8>>) {
+        if bytes.len() > Self::LIMIT / 4 || self.map.contains_key(&hash) {
+            return;
+        }
+        self.bytes += bytes.len();
+        self.map.insert(hash, bytes);
+        self.order.push_back(hash);
+        while self.bytes > Self::LIMIT {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(evicted) = self.map.remove(&oldest) {
+                self.bytes -= evicted.len();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -565,6 +606,9 @@ impl Store {
             disabled: AtomicBool::new(false),
             used: Mutex::new(HashSet::new()),
             written: Mutex::new(Vec::new()),
+            recent: Mutex::new(Recent::default()),
+            pending: Mutex::new(rustc_hash::FxHashMap::default()),
+            pending_records: Mutex::new(Vec::new()),
             _hold: hold,
         })
     }
@@ -706,6 +750,58 @@ impl Store {
         Ok(hash)
     }
 
+    /// Returns the address of `bytes` now and stores them at the next
+    /// [`Store::write_pending`] (or [`Store::flush`]): the executor hands a result's values to
+    /// the cells waiting for them first, and compresses and writes them while those run. Until
+    /// then they are read from memory, and a record naming them waits in memory too.
+    pub fn put_artifact_later(&self, bytes: Arc<Vec<u8>>) -> ContentHash {
+        let hash = ContentHash::of(&bytes);
+        lock(&self.recent).insert(hash, bytes.clone());
+        lock(&self.pending).entry(hash).or_insert(bytes);
+        hash
+    }
+
+    /// Writes the artifacts given to [`Store::put_artifact_later`].
+    pub fn write_pending(&self) -> Result<(), Error> {
+        loop {
+            let next = {
+                let pending = lock(&self.pending);
+                pending
+                    .iter()
+                    .next()
+                    .map(|(hash, bytes)| (*hash, bytes.clone()))
+            };
+            let Some((hash, bytes)) = next else {
+                break;
+            };
+            // Still readable from `pending` while it is written.
+            let written = self.put_artifact(&bytes);
+            lock(&self.pending).remove(&hash);
+            written?;
+        }
+        let records = std::mem::take(&mut *lock(&self.pending_records));
+        for (key, record) in &records {
+            self.put_record(key, record)?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::get_artifact`], from memory when the artifact was stored or read lately.
+    pub fn get_artifact_shared(&self, hash: &ContentHash) -> Result<Option<Arc<Vec<u8>>>, Error> {
+        if let Some(bytes) = lock(&self.pending).get(hash) {
+            return Ok(Some(bytes.clone()));
+        }
+        if let Some(bytes) = lock(&self.recent).get(hash) {
+            return Ok(Some(bytes));
+        }
+        let Some(bytes) = self.get_artifact(hash)? else {
+            return Ok(None);
+        };
+        let bytes = Arc::new(bytes);
+        lock(&self.recent).insert(*hash, bytes.clone());
+        Ok(Some(bytes))
+    }
+
     /// The bytes of the artifact `hash`, verified against it; `None` when the artifact is
     /// missing or damaged (a damaged one is logged and forgotten, so a later put stores it again).
     pub fn get_artifact(&self, hash: &ContentHash) -> Result<Option<Vec<u8>>, Error> {
@@ -758,6 +854,9 @@ impl Store {
     /// Whether the artifact `hash` is stored (for a blob: its file exists with the right length;
     /// the content is verified only by [`Store::get_artifact`]).
     pub fn has_artifact(&self, hash: &ContentHash) -> Result<bool, Error> {
+        if lock(&self.pending).contains_key(hash) {
+            return Ok(true);
+        }
         match self.locate(hash, false)? {
             None | Some(Located::Malformed) => Ok(false),
             Some(Located::Inline(_)) => Ok(true),
@@ -795,6 +894,13 @@ impl Store {
     /// undecodable record (logged). The artifacts it refers to are not checked here: the caller
     /// treats a missing value artifact as a miss.
     pub fn get_record(&self, key: &ContentHash) -> Result<Option<CellRecord>, Error> {
+        if let Some((_, record)) = lock(&self.pending_records)
+            .iter()
+            .rev()
+            .find(|(pending, _)| pending == key)
+        {
+            return Ok(Some(record.clone()));
+        }
         let raw = self.with_db(|db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(RECORDS)?;
@@ -850,6 +956,13 @@ impl Store {
     pub fn put_record(&self, key: &ContentHash, record: &CellRecord) -> Result<(), Error> {
         if self.disabled.load(Ordering::Acquire) {
             return Ok(());
+        }
+        {
+            let pending = lock(&self.pending);
+            if !pending.is_empty() && record.artifacts().any(|hash| pending.contains_key(&hash)) {
+                lock(&self.pending_records).push((*key, record.clone()));
+                return Ok(());
+            }
         }
         let outputs_json = serde_json::to_vec(&record.outputs).unwrap_or_default();
         let stored = if outputs_json.len() > INLINE_OUTPUTS_MAX {
@@ -1090,6 +1203,7 @@ impl Store {
     /// records the last-use time of the records read since the last flush). Call it at the end
     /// of a run.
     pub fn flush(&self) -> Result<(), Error> {
+        self.write_pending()?;
         if self.disabled.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -1131,6 +1245,7 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
+        let _ = self.write_pending();
         if !self.disabled.load(Ordering::Acquire) {
             let _ = self.write_used(false);
         }

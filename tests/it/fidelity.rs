@@ -622,3 +622,85 @@ fn state_objects_imported_by_name_and_cython_functions() {
     let cold = cold_then_cached(&project, "nb.py", &notebook, &[]);
     assert_eq!(stdouts(&cold)[2], "3.0 1\n");
 }
+
+const SOFT_READERS: &[&str] = &[
+    "import time\nimport numpy as np\nimport pandas as pd",
+    "df = pd.DataFrame({'k': [1, 2, 1, 3], 'v': [1.0, 2.0, 3.0, 4.0]})",
+    "time.sleep(1.0)\nby = df.groupby('k')['v'].sum()\nprint(by.to_dict())",
+    "time.sleep(1.0)\nsub = df[df['k'].isin([1])]\nprint(len(sub))",
+    "time.sleep(1.0)\nX = np.column_stack([df['v'], df['k'].to_numpy()])\nprint(X.shape)",
+    "df['w'] = df['v'] * 2\nprint(df['w'].sum())",
+    "print(by.sum(), len(sub), X.sum(), df.shape)",
+];
+
+/// Cells that only read a DataFrame through read-only methods and numpy functions do not wait
+/// for each other on the first run (they overlap in time), and every cell prints what
+/// sequential execution prints.
+#[test]
+fn soft_readers_of_a_frame_overlap_on_the_first_run() {
+    let _machine = machine();
+    let project = Project::new();
+    let notebook = write(&project, "nb.py", SOFT_READERS);
+    let static_plan = plan(&project, "nb.py");
+    for reader in [3, 4] {
+        assert_eq!(
+            static_plan["cells"][reader]["depends_on"],
+            serde_json::json!([0, 1]),
+            "cell {reader} waits for no other reader: {static_plan:#}"
+        );
+    }
+    let cold = cold_then_cached(&project, "nb.py", &notebook, &["-j", "3"]);
+    let readers = [interval(&cold, 2), interval(&cold, 3), interval(&cold, 4)];
+    assert!(
+        overlap(readers[0], readers[1]) && overlap(readers[1], readers[2]),
+        "{readers:?}: {cold:#}"
+    );
+    // The cell writing into the frame works on its own copy (it need not wait for the
+    // readers); the last cell reads the frame it left.
+    assert!(
+        providers(&static_plan, 6, "df").contains(&5),
+        "{static_plan:#}"
+    );
+    assert!(
+        interval(&cold, 5).1 <= interval(&cold, 6).0,
+        "cell 6 started before the writer finished: {cold:#}"
+    );
+}
+
+const LOOKALIKE: &[&str] = &[
+    "class Box:\n    def __init__(self):\n        self.items = []\n    def sum(self):\n        self.items.append(1)\n        return len(self.items)",
+    "b = Box()",
+    "import time\ntime.sleep(0.3)\nn1 = b.sum()\nprint(n1)",
+    "n2 = b.sum()\nprint(n2)",
+    "print(n1, n2, len(b.items))",
+];
+
+/// A method that shares its name with a read-only pandas method but changes its object: the
+/// cells calling it are not ordered at first, the worker checks the value (no pandas or numpy
+/// object) and finds it changed, and the reader that ran on the old value runs again: every
+/// cell prints what sequential execution prints, the next run orders them and is cached.
+#[test]
+fn a_lookalike_method_that_mutates_is_caught_at_run_time() {
+    let _machine = machine();
+    let project = Project::new();
+    let notebook = write(&project, "nb.py", LOOKALIKE);
+    let expected = sequential(&notebook);
+    assert_eq!(expected[4], "1 2 2\n");
+    let static_plan = plan(&project, "nb.py");
+    assert_eq!(
+        providers(&static_plan, 3, "b"),
+        vec![1],
+        "before a run, `b.sum()` looks read-only: {static_plan:#}"
+    );
+    let cold = project.run_json(&["nb.py", "-j", "2"]);
+    assert_eq!(cold["summary"]["failed"], 0, "{cold:#}");
+    assert_eq!(stdouts(&cold), expected, "cold run: {cold:#}");
+    let learned = plan(&project, "nb.py");
+    assert!(
+        providers(&learned, 3, "b").contains(&2),
+        "the run learned that cell 2 changes `b`: {learned:#}"
+    );
+    let warm = project.run_json(&["nb.py", "-j", "2"]);
+    assert_eq!(statuses(&warm), vec!["cached"; 5], "{warm:#}");
+    assert_eq!(stdouts(&warm), expected, "{warm:#}");
+}

@@ -760,6 +760,53 @@ class OptionalPackagesTest(unittest.TestCase):
                                   candidates=["df"], cell=3))
         self.assertEqual(r3.stderr, "")
 
+    @unittest.skipUnless(_has("pandas"), "pandas is not installed")
+    def test_a_copy_of_a_frame_does_not_share_with_it(self):
+        # `sub._is_copy` and `df._flags` hold the same weakref to `df`: no aliasing.
+        r = self._ok(self.w.exec(
+            "import pandas as pd\ndf = pd.DataFrame({'a': [1, 5, 9]})\nsub = df[df.a > 2]",
+            writes=["pd", "df", "sub"]))
+        self.assertEqual(sorted(r.groups()), [("df",), ("pd",), ("sub",)])
+
+    @unittest.skipUnless(_has("pandas"), "pandas is not installed")
+    def test_unchecked_candidates_are_skipped_only_for_pandas_and_numpy_values(self):
+        # A worker of its own: the cells patch pandas.
+        w = Worker()
+        self.addCleanup(w.close)
+        r1 = self._ok(w.exec(
+            "import numpy as np\nimport pandas as pd\nimport json\n"
+            "df = pd.DataFrame({'a': [1, 2]})\nitems = [1]",
+            writes=["np", "pd", "json", "df", "items"]))
+        inputs, blobs = r1.value_inputs()
+        # The cell writes into `df` behind a read-only method's back (which pandas never
+        # does): told it is used softly, the worker does not look (that is the point)...
+        sneaky = "pd.DataFrame.sum = lambda self: self.__setitem__('b', 0)\ndf.sum()"
+        r2 = self._ok(w.exec(sneaky, inputs=inputs, blobs=blobs, writes=[],
+                                  candidates=["df"], unchecked={"df": []}, cell=2))
+        self.assertEqual(r2.mutated, [])
+        # ...but it does when the value is no pandas or numpy object, or when a root is not a
+        # numpy or pandas module.
+        r3 = self._ok(w.exec("json.dumps(items)\nitems.append(2)", inputs=inputs,
+                                  blobs=blobs, writes=[], candidates=["items"],
+                                  unchecked={"items": ["json"]}, cell=3))
+        self.assertEqual(r3.mutated, ["items"])
+        r4 = self._ok(w.exec(sneaky, inputs=inputs, blobs=blobs, writes=[],
+                                  candidates=["df"], unchecked={"df": ["json"]}, cell=4))
+        self.assertEqual(r4.mutated, ["df"])
+        r5 = self._ok(w.exec(sneaky, inputs=inputs, blobs=blobs, writes=[],
+                                  candidates=["df"], cell=5))
+        self.assertEqual(r5.mutated, ["df"])
+
+    @unittest.skipUnless(_has("numpy"), "numpy is not installed")
+    def test_preload_imports_quietly_before_the_next_request(self):
+        w = Worker()
+        try:
+            w.send({"type": "preload", "packages": ["numpy", "no_such_package_here"]})
+            r = w.exec("import sys\nprint('numpy' in sys.modules)", writes=[])
+        finally:
+            w.close()
+        self.assertEqual((r.status, r.stdout), ("ok", "True\n"), r.error)
+
     @unittest.skipUnless(_has("numpy"), "numpy is not installed")
     def test_cython_functions_are_values(self):
         # Their type's `__module__` is a descriptor, not a string.

@@ -41,6 +41,7 @@ back as a view, not a copy (`_dumps_group`).
 """
 
 import _ast as ast  # the C module: `import ast` costs milliseconds at start-up
+import _weakref  # the C module, likewise
 import binascii
 import builtins
 import codecs
@@ -1188,6 +1189,35 @@ def _relink_copies(values):
             pass
 
 
+_TRUSTED_LIBRARIES = ("numpy", "pandas")
+
+
+def _unchecked(spec, ns):
+    """Candidates the cell only uses softly (read-only methods of pandas and numpy objects,
+    arguments of numpy and pandas functions): not fingerprinted when the value is a numpy or
+    pandas object and every root of the dotted callees it went through is a numpy or pandas
+    module. Anything else is checked as any candidate."""
+    skip = set()
+    if not isinstance(spec, dict):
+        return skip
+    for name, roots in spec.items():
+        if name not in ns:
+            continue
+        library = (getattr(type(ns[name]), "__module__", None) or "").partition(".")[0]
+        if library not in _TRUSTED_LIBRARIES:
+            continue
+        ok = True
+        for root in roots or ():
+            module = ns.get(root)
+            if not isinstance(module, types.ModuleType) or \
+                    (getattr(module, "__name__", "") or "").partition(".")[0] not in _TRUSTED_LIBRARIES:
+                ok = False
+                break
+        if ok:
+            skip.add(name)
+    return skip
+
+
 def _fingerprint(value):
     try:
         return blake2b(ST.cloudpickle.dumps(value, protocol=5), digest_size=20).digest()
@@ -1209,12 +1239,15 @@ _ATOMS = frozenset(
 def _walk_kinds():
     """(types never shared, types shared but not walked into, ndarray type) for this run.
 
-    Never shared: classes, modules, plain `object()` sentinels, library enum members, numpy
-    dtypes, pandas indexes and dtypes (immutable, so sharing them is no aliasing), pandas'
-    compiled internals. Not walked into: pandas DataFrames/Series under copy-on-write (they
+    Never shared: classes, modules, weak references (Python hands out one weakref per referent:
+    a pandas frame's `_flags` and a copy's `_is_copy` hold the same one, which is no aliasing;
+    the walk never follows a weakref to its referent), plain `object()` sentinels, library enum
+    members, numpy dtypes, pandas indexes and dtypes (immutable, so sharing them is no
+    aliasing), pandas' compiled internals. Not walked into: pandas DataFrames/Series under copy-on-write (they
     never alias each other's data, only their identity matters).
     """
-    skip = [type, types.ModuleType]
+    skip = [type, types.ModuleType, _weakref.ReferenceType, _weakref.ProxyType,
+            _weakref.CallableProxyType]
     opaque = []
     enum_mod = sys.modules.get("enum")
     if enum_mod is not None:
@@ -2643,6 +2676,8 @@ def _handle_exec(req, blobs):
     inputs_set = set(input_names)
     captured_only = {k: v for k, v in ns.items() if k not in inputs_set and k not in ("__name__", "__builtins__")}
     bound_before = set(ns)
+    unchecked = _unchecked(req.get("unchecked"), ns)
+    candidates = [n for n in candidates if n not in unchecked]
     with trackers:
         before = {n: _fingerprint(ns[n]) for n in candidates if n in ns}
 
@@ -3026,6 +3061,25 @@ def _setup_process():
     _probes_init()
 
 
+def _preload(packages):
+    """Imports packages a notebook imports while the worker waits for its first cell (nbmemo
+    sends only data libraries known to have no import-time effect on results). Whatever they
+    print is discarded; one that fails is left for the cell importing it to report."""
+    import importlib
+    import io
+    for name in packages:
+        if not isinstance(name, str) or name in sys.modules:
+            continue
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = io.StringIO()
+        try:
+            importlib.import_module(name)
+        except BaseException:
+            pass
+        finally:
+            sys.stdout, sys.stderr = saved
+
+
 def main():
     _setup_fds()
     ST.ipython_version = _ipython_version()
@@ -3087,6 +3141,8 @@ def main():
         elif kind == "drop":
             for rid in header.get("resident") or []:
                 ST.residents.pop(rid, None)
+        elif kind == "preload":
+            _preload(header.get("packages") or [])
         elif kind == "shutdown":
             return 0
         else:
