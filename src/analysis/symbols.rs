@@ -235,6 +235,19 @@ const READ_ONLY_METHODS: &[&str] = &[
     "where",
 ];
 
+/// Read-only methods whose result may share memory with their receiver (numpy views, pandas
+/// frames over the same blocks): binding the result aliases the receiver.
+const VIEW_METHODS: &[&str] = &[
+    "head",
+    "ravel",
+    "reshape",
+    "squeeze",
+    "tail",
+    "to_numpy",
+    "transpose",
+    "view",
+];
+
 /// Keywords with which a library call may write into its receiver or arguments.
 const MUTATING_KEYWORDS: &[&str] = &["copy", "inplace", "out", "output", "target"];
 
@@ -675,7 +688,11 @@ impl Scope {
                 let sources: Vec<String> = self
                     .aliases
                     .iter()
-                    .filter(|(bound, source)| bound == name && !self.mutated.contains(source))
+                    .filter(|(bound, source)| {
+                        bound == name
+                            && (!self.mutated.contains(source)
+                                || (self.soft.is_none() && !self.strict.contains(source)))
+                    })
                     .map(|(_, source)| source.clone())
                     .collect();
                 for source in sources {
@@ -693,9 +710,10 @@ impl Scope {
         }
     }
 
-    /// The object an expression's value lives in, if it is reached from a name.
+    /// The object an expression's value lives in, if it is reached from a name, also through
+    /// method calls (`df.to_numpy()[0, 0] = 1` writes into `df`: the method returned a view).
     fn mutate_base(&mut self, expr: &Expr) {
-        if let Some(name) = base_name(expr) {
+        if let Some(name) = chain_root(expr) {
             self.mutate_name(name);
         }
     }
@@ -1522,17 +1540,13 @@ fn alias_source(expr: &Expr) -> Option<&str> {
     match expr {
         Expr::Name(name) => Some(name.id.as_str()),
         Expr::Attribute(ast::ExprAttribute { value, .. }) => alias_source(value),
-        _ => None,
-    }
-}
-
-/// The name an attribute, subscript or starred chain is rooted in: `x` for `x.a[0].b`.
-fn base_name(expr: &Expr) -> Option<&str> {
-    match expr {
-        Expr::Name(name) => Some(name.id.as_str()),
-        Expr::Attribute(ast::ExprAttribute { value, .. })
-        | Expr::Subscript(ast::ExprSubscript { value, .. })
-        | Expr::Starred(ast::ExprStarred { value, .. }) => base_name(value),
+        // `v = df.to_numpy()`: a method that may return a view of its receiver.
+        Expr::Call(ast::ExprCall { func, .. }) => match func.as_ref() {
+            Expr::Attribute(attribute) if VIEW_METHODS.contains(&attribute.attr.as_str()) => {
+                alias_source(&attribute.value)
+            }
+            _ => None,
+        },
         _ => None,
     }
 }

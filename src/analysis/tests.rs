@@ -343,7 +343,14 @@ fn soft_uses_of_candidates() {
         ),
         ("heapq.heappush(h, 3)", "r[h,heapq] w[] m[h,heapq]"),
         // A function called by name may change its arguments.
-        ("f(df.head())", "r[df,f] w[] m[df,f] s[df]"),
+        ("f(df.head())", "r[df,f] w[] m[df,f]"),
+        // Writing through a view a method returned.
+        ("df.to_numpy()[0, 0] = 1", "r[df] w[] m[df]"),
+        ("v = df.to_numpy()\nv[0] = 1\ndel v", "r[df] w[v] m[df]"),
+        (
+            "v = df.to_numpy()\nprint(v.sum())",
+            "r[df,print] w[v] m[df] s[df]",
+        ),
         ("f(df)", "r[df,f] w[] m[df,f]"),
     ]);
 }

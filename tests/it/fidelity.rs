@@ -704,3 +704,28 @@ fn a_lookalike_method_that_mutates_is_caught_at_run_time() {
     assert_eq!(statuses(&warm), vec!["cached"; 5], "{warm:#}");
     assert_eq!(stdouts(&warm), expected, "{warm:#}");
 }
+
+const WRITES_THROUGH_VIEWS: &[&str] = &[
+    "import numpy as np\nimport pandas as pd",
+    "a = np.arange(4.0)\ndf = pd.DataFrame({'x': [1.0, 2.0], 'y': [3.0, 4.0]})",
+    "a.reshape(2, 2)[0, 0] = 7.0\nv = df.to_numpy()\nv[1, 1] = 9.0\ndel v",
+    "print(a.tolist(), df.to_numpy().tolist())",
+];
+
+/// A method that returns a view (`reshape`, `to_numpy`) is read-only, but writing into its
+/// result writes into the receiver: the cell doing so orders the later readers, which print
+/// what sequential execution prints.
+#[test]
+fn writes_through_views_of_read_only_methods_order_later_readers() {
+    let _machine = machine();
+    let project = Project::new();
+    let notebook = write(&project, "nb.py", WRITES_THROUGH_VIEWS);
+    let static_plan = plan(&project, "nb.py");
+    for name in ["a", "df"] {
+        assert!(
+            providers(&static_plan, 3, name).contains(&2),
+            "cell 3 takes `{name}` from cell 2: {static_plan:#}"
+        );
+    }
+    cold_then_cached(&project, "nb.py", &notebook, &["-j", "2"]);
+}
