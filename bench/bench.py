@@ -102,7 +102,8 @@ def median(values: list[float]) -> float:
 
 def binary(quick: bool) -> Path:
     profile = "debug" if quick else "release"
-    args = ["cargo", "build", "--quiet"] + ([] if quick else ["--release"])
+    # The binary alone: not the workspace's Python extension, which no scenario uses.
+    args = ["cargo", "build", "--quiet", "--bin", "nbmemo"] + ([] if quick else ["--release"])
     if subprocess.run(args, cwd=ROOT).returncode != 0:
         raise BenchError(f"`{' '.join(args)}` failed")
     return ROOT / "target" / profile / "nbmemo"
