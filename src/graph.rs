@@ -93,6 +93,19 @@ impl Graph {
             .unwrap_or(0)
     }
 
+    /// The most cells of one parallel wave, over notebooks whose waves run side by side: how
+    /// many cells of a cold run may run at once.
+    pub fn widest_wave(graphs: &[&Graph]) -> usize {
+        let mut per_wave: Vec<usize> = Vec::new();
+        for cell in graphs.iter().flat_map(|graph| &graph.cells) {
+            if per_wave.len() <= cell.wave {
+                per_wave.resize(cell.wave + 1, 0);
+            }
+            per_wave[cell.wave] += 1;
+        }
+        per_wave.into_iter().max().unwrap_or(0)
+    }
+
     /// One longest chain of dependent cells, first cell first.
     pub fn critical_path(&self) -> Vec<usize> {
         let Some(mut current) =

@@ -323,7 +323,15 @@ fn execute_in(
         .interpreters
         .get_or_insert_with(|| InterpreterCache::load(&cache_dir));
     let no_code = prepared.iter().all(|notebook| notebook.specs.is_empty());
-    let (env, first_worker) = match environment(&python, interpreters, no_code) {
+    let jobs = settings.jobs.unwrap_or_else(default_jobs).max(1);
+    // Workers worth starting alongside the one that learns the environment: as many as cells
+    // may run at once, up to `-j` and the cores (a new interpreter runs every cell anyway).
+    let graphs: Vec<&Graph> = prepared.iter().map(|notebook| notebook.graph).collect();
+    let alongside = Graph::widest_wave(&graphs)
+        .min(jobs)
+        .min(default_jobs())
+        .saturating_sub(1);
+    let (env, started_workers) = match environment(&python, interpreters, no_code, alongside) {
         Ok(found) => found,
         Err(message) => {
             printer.error(&message);
@@ -338,7 +346,7 @@ fn execute_in(
             .timeout
             .filter(|seconds| *seconds > 0.0)
             .map(Duration::from_secs_f64),
-        jobs: settings.jobs.unwrap_or_else(default_jobs).max(1),
+        jobs,
         python: python.clone(),
     };
     let units: Vec<Unit<'_>> = prepared
@@ -351,7 +359,7 @@ fn execute_in(
             previous: notebook.previous.as_ref(),
         })
         .collect();
-    let mut scheduler = Scheduler::new(&units, store, env, options, first_worker);
+    let mut scheduler = Scheduler::new(&units, store, env, options, started_workers);
     if let Some(pool) = session.pool.take() {
         scheduler = scheduler.with_pool(pool);
     }
@@ -651,9 +659,10 @@ fn environment(
     python: &Path,
     interpreters: &mut InterpreterCache,
     no_code: bool,
-) -> Result<(Environment, Option<Worker>), String> {
+    alongside: usize,
+) -> Result<(Environment, Vec<Worker>), String> {
     if let Some(env) = interpreters.lookup(python) {
-        return Ok((env, None));
+        return Ok((env, Vec::new()));
     }
     if no_code {
         return Ok((
@@ -662,13 +671,30 @@ fn environment(
                 description: String::new(),
                 distributions: Vec::new(),
             },
-            None,
+            Vec::new(),
         ));
     }
-    let worker = Worker::spawn(python).map_err(|err| err.to_string())?;
+    // An interpreter not seen before: every cell runs. The workers that will run cells side
+    // by side start now, together with the one whose hello tells the environment, instead of
+    // one after the other. One that fails to start is left for the pool to start (and report)
+    // again.
+    let (first, others) = std::thread::scope(|scope| {
+        let others: Vec<_> = (0..alongside)
+            .map(|_| scope.spawn(|| Worker::spawn(python).ok()))
+            .collect();
+        let first = Worker::spawn(python);
+        let others: Vec<Worker> = others
+            .into_iter()
+            .filter_map(|handle| handle.join().ok().flatten())
+            .collect();
+        (first, others)
+    });
+    let worker = first.map_err(|err| err.to_string())?;
     let env = interpreters.remember(python, &worker.hello);
     tracing::info!("environment: {}", env.description);
-    Ok((env, Some(worker)))
+    let mut workers = vec![worker];
+    workers.extend(others);
+    Ok((env, workers))
 }
 
 /// `--inplace`: outputs and execution counts into the `.ipynb`, atomically (temp file and

@@ -62,8 +62,10 @@ pub struct Pool {
 
 impl Pool {
     /// A pool of `slots` slots running `python`. No process starts until a job arrives, except
-    /// `first`, an already running worker that slot 0 uses.
-    pub fn new(python: PathBuf, slots: usize, mut first: Option<Worker>) -> Pool {
+    /// `started`, already running workers that the first slots use (one each; extra ones are
+    /// stopped).
+    pub fn new(python: PathBuf, slots: usize, started: Vec<Worker>) -> Pool {
+        let mut started = started.into_iter();
         let (done, completions) = mpsc::channel();
         let mut senders = Vec::new();
         let mut threads = Vec::new();
@@ -71,7 +73,7 @@ impl Pool {
             let (sender, receiver) = mpsc::channel::<Message>();
             let done = done.clone();
             let python = python.clone();
-            let worker = first.take();
+            let worker = started.next();
             threads.push(std::thread::spawn(move || {
                 slot_loop(slot, &python, worker, &receiver, &done)
             }));

@@ -37,6 +37,9 @@ pub fn write_frame(out: &mut impl Write, header: &[u8], blobs: &[&[u8]]) -> io::
     out.flush()
 }
 
+/// The most a blob's stated length reserves before its bytes arrive.
+const PREALLOCATED_BLOB_MAX: usize = 256 << 20;
+
 /// Reads one frame; `Ok(None)` at a clean end of stream.
 pub fn read_frame(input: &mut impl Read) -> io::Result<Option<Frame>> {
     let mut word = [0u8; 4];
@@ -73,7 +76,9 @@ pub fn read_frame(input: &mut impl Read) -> io::Result<Option<Frame>> {
         input.read_exact(&mut len)?;
         let len = usize::try_from(u64::from_le_bytes(len))
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "blob too large"))?;
-        let mut blob = Vec::new();
+        // Room for the whole blob up front (up to a bound, a damaged length must not allocate
+        // gigabytes before the stream runs dry): no regrowing and copying while it arrives.
+        let mut blob = Vec::with_capacity(len.min(PREALLOCATED_BLOB_MAX));
         input.by_ref().take(len as u64).read_to_end(&mut blob)?;
         if blob.len() != len {
             return Err(io::Error::new(

@@ -283,8 +283,9 @@ pub struct Scheduler<'a> {
     env: Environment,
     options: RunOptions,
     pool: Option<Pool>,
-    /// A worker started before the pool (to learn the environment), handed to slot 0.
-    first_worker: Option<Worker>,
+    /// Workers started before the pool (one to learn the environment, maybe more alongside it),
+    /// handed to the first slots.
+    started_workers: Vec<Worker>,
     state: Vec<State>,
     outcomes: Vec<Option<CellOutcome>>,
     emitted: Vec<FxHashMap<String, Emitted>>,
@@ -317,7 +318,7 @@ impl<'a> Scheduler<'a> {
         store: &'a Store,
         env: Environment,
         options: RunOptions,
-        first_worker: Option<Worker>,
+        started_workers: Vec<Worker>,
     ) -> Self {
         let graphs: Vec<&Graph> = units.iter().map(|unit| unit.graph).collect();
         let graph = Graph::concat(&graphs);
@@ -342,7 +343,7 @@ impl<'a> Scheduler<'a> {
             env,
             options,
             pool: None,
-            first_worker,
+            started_workers,
             state: (0..n_cells).map(|_| State::Waiting).collect(),
             outcomes: vec![None; n_cells],
             emitted: vec![FxHashMap::default(); n_cells],
@@ -788,7 +789,7 @@ impl<'a> Scheduler<'a> {
             let pool = Pool::new(
                 self.options.python.clone(),
                 self.busy.len(),
-                self.first_worker.take(),
+                std::mem::take(&mut self.started_workers),
             );
             // Cells are about to run: start as many workers as may be needed at once, in
             // parallel, rather than each when its first cell arrives.

@@ -93,6 +93,29 @@ fn independent_cells_share_a_wave() {
     );
 }
 
+fn graph_of(fixture: &str) -> Graph {
+    let analyses: Vec<CellAnalysis> = fixture
+        .split("# %%\n")
+        .filter(|cell| !cell.trim().is_empty())
+        .map(analyze_cell)
+        .collect();
+    let refs: Vec<&CellAnalysis> = analyses.iter().collect();
+    Graph::build(&refs)
+}
+
+#[test]
+fn the_widest_wave_counts_cells_that_may_run_at_once_across_notebooks() {
+    let branches =
+        graph_of("seed = 1\n# %%\na = seed\n# %%\nb = seed\n# %%\nc = seed\n# %%\nd = a + b + c\n");
+    let chain = graph_of("x = 1\n# %%\ny = x\n# %%\nz = y\n");
+    assert_eq!(Graph::widest_wave(&[&branches]), 3);
+    assert_eq!(Graph::widest_wave(&[&chain]), 1);
+    // Notebooks run side by side: their waves add up (`y` with `a`, `b` and `c`).
+    assert_eq!(Graph::widest_wave(&[&chain, &branches]), 4);
+    assert_eq!(Graph::widest_wave(&[&chain, &chain]), 2);
+    assert_eq!(Graph::widest_wave(&[]), 0);
+}
+
 #[test]
 fn redefinition_uses_the_most_recent_writer() {
     check(

@@ -289,6 +289,18 @@ class RunnerTest(unittest.TestCase):
         loaded = pickle.loads(r.groups()[("base", "view")])
         self.assertIs(loaded["view"], loaded["base"]["k"])
 
+    def test_long_columns_of_atoms_share_only_through_what_they_hold(self):
+        # A long list of one atom type holds nothing mutable; a long list whose only mutable
+        # element sits anywhere (here last, after 100 floats) still ties the names holding it.
+        inputs, blobs = inputs_of({"base": {"k": [1]}})
+        code = ("floats = [float(i) for i in range(100)]\n"
+                "mixed = [float(i) for i in range(100)] + [base['k']]\n"
+                "ints = list(range(100)) + [True, None, 'x']")
+        r = self.run_ok(code, inputs=inputs, blobs=blobs, writes=["floats", "mixed", "ints"])
+        self.assertEqual(sorted(r.groups()), [("base", "mixed"), ("floats",), ("ints",)])
+        loaded = pickle.loads(r.groups()[("base", "mixed")])
+        self.assertIs(loaded["mixed"][-1], loaded["base"]["k"])
+
     def test_mutation_detection(self):
         inputs, blobs = inputs_of({"items": [1, 2]})
         r = self.run_ok("items.append(1)", inputs=inputs, blobs=blobs, candidates=["items"])
