@@ -45,6 +45,7 @@ import _weakref  # the C module, likewise
 import binascii
 import builtins
 import codecs
+import functools
 import gc
 import io
 import json
@@ -136,6 +137,10 @@ class _State:
     files = None  # during a cell: its _FileTrace, when the request names a project root
     memory_limit = None  # NBMEMO_MEMORY_LIMIT in bytes, when set
     copy_parents = []  # stand-ins the loaded pandas copies of this cell refer to
+    # The namespace of the cell just run, and its request's blobs: let go of only once the
+    # result is written, so that freeing the cell's values (a million floats take a
+    # millisecond) overlaps with the parent reading the result instead of delaying it.
+    spent = None
 
 
 ST = _State()
@@ -927,45 +932,52 @@ def _cp_attr(name):
     return None
 
 
-def _make_unpickler(ns):
-    """An Unpickler whose by-value functions take `ns` as their globals.
+def _make_cell_function(ns, make, code, globals, name, argdefs, closure):
+    if globals.get("__name__", "__main__") != "__main__":
+        return make(code, globals, name, argdefs, closure)
+    return types.FunctionType(code, ns, name, argdefs, closure)
+
+
+def _set_cell_function_state(ns, setstate, obj, state):
+    if obj.__globals__ is not ns:
+        return setstate(obj, state)
+    state, slotstate = state
+    slotstate = dict(slotstate)
+    captured = slotstate.pop("__globals__", None) or {}
+    for k, v in captured.items():
+        ns.setdefault(k, v)
+    slotstate["__globals__"] = {}
+    setstate(obj, (state, slotstate))
+    ns["__builtins__"] = builtins
+
+
+class _CellUnpickler(pickle.Unpickler):
+    """An Unpickler whose by-value functions take the cell namespace `ns` as their globals.
 
     cloudpickle rebuilds a by-value function with `_make_function(code, base_globals, ...)`
     and fills it with `_function_setstate`, which updates its globals with the globals it
     captured. For functions of the notebook (`__name__ == "__main__"` in the globals they came
     from) the hooks below use the cell namespace instead and only `setdefault` the captured
     values into it: the cell's explicit inputs, inserted after each blob is loaded, win.
+
+    One class for the worker, the namespace held by the instance and the hooks handed out as
+    partials of it: a class made per cell, or a hook closing over the unpickler (its memo keeps
+    what `find_class` returned), would be a reference cycle holding the namespace, and every
+    value of the cell, until a full garbage collection.
     """
-    orig_make = _cp_attr("_make_function")
-    orig_setstate = _cp_attr("_function_setstate")
 
-    def make_function(code, globals, name, argdefs, closure):
-        if globals.get("__name__", "__main__") != "__main__":
-            return orig_make(code, globals, name, argdefs, closure)
-        return types.FunctionType(code, ns, name, argdefs, closure)
+    def __init__(self, file, ns):
+        super().__init__(file)
+        self.ns = ns
 
-    def function_setstate(obj, state):
-        if obj.__globals__ is not ns:
-            return orig_setstate(obj, state)
-        state, slotstate = state
-        slotstate = dict(slotstate)
-        captured = slotstate.pop("__globals__", None) or {}
-        for k, v in captured.items():
-            ns.setdefault(k, v)
-        slotstate["__globals__"] = {}
-        orig_setstate(obj, (state, slotstate))
-        ns["__builtins__"] = builtins
-
-    class CellUnpickler(pickle.Unpickler):
-        def find_class(self, module, name):
-            obj = super().find_class(module, name)
-            if orig_make is not None and obj is orig_make:
-                return make_function
-            if orig_setstate is not None and obj is orig_setstate:
-                return function_setstate
-            return obj
-
-    return CellUnpickler
+    def find_class(self, module, name):
+        obj = super().find_class(module, name)
+        make, setstate = _cp_attr("_make_function"), _cp_attr("_function_setstate")
+        if make is not None and obj is make:
+            return functools.partial(_make_cell_function, self.ns, make)
+        if setstate is not None and obj is setstate:
+            return functools.partial(_set_cell_function_state, self.ns, setstate)
+        return obj
 
 
 class _TrackerIds:
@@ -2571,7 +2583,7 @@ def _restore_globals_state():
         pass
 
 
-def _load_group(group, names, blobs, loaded, unpickler, ns, input_names, probe_inputs):
+def _load_group(group, names, blobs, loaded, ns, input_names, probe_inputs):
     """Bind the names of one input group in ns (state probes go to probe_inputs instead)."""
     if group.get("resident") is not None:
         rid = group["resident"]
@@ -2591,7 +2603,7 @@ def _load_group(group, names, blobs, loaded, unpickler, ns, input_names, probe_i
                 # The state this worker is in: no need to unpickle it again.
                 probe_inputs[names[0]] = known
                 return
-            values = unpickler(io.BytesIO(blobs[index])).load()
+            values = _CellUnpickler(io.BytesIO(blobs[index]), ns).load()
             ns["__builtins__"] = builtins
             if not isinstance(values, dict):
                 raise TypeError("input blob %d is not a dict of values" % index)
@@ -2650,6 +2662,7 @@ def _handle_exec(req, blobs):
 
     module = types.ModuleType("__main__")
     ns = module.__dict__
+    ST.spent = (ns, blobs)
     for k in list(ns):
         if k != "__name__":
             del ns[k]
@@ -2662,7 +2675,6 @@ def _handle_exec(req, blobs):
     probe_inputs = {}  # probe name -> (state, blob or None)
     loaded = {}
     ST.copy_parents = []
-    unpickler = _make_unpickler(ns)
     groups = list(req.get("inputs") or [])
     with_probes = [any(str(n).startswith("@") for n in g.get("names") or []) for g in groups]
     trackers = _TrackerIds(filename, source, groups, blobs)
@@ -2670,7 +2682,7 @@ def _handle_exec(req, blobs):
         for group in (g for g, w in zip(groups, with_probes) if w is phase):
             names = list(group.get("names") or [])
             try:
-                _load_group(group, names, blobs, loaded, unpickler, ns, input_names, probe_inputs)
+                _load_group(group, names, blobs, loaded, ns, input_names, probe_inputs)
             except BaseException as e:
                 if not phase:
                     _probes_forget()
@@ -3164,6 +3176,8 @@ def main():
                 fallback["error"] = {"ename": "RunnerError", "evalue": str(e), "traceback": [str(e)],
                                      "line": None}
                 ST.chan.write_frame(fallback)
+            # The parent has the result: now free the cell's values, its inputs and outputs.
+            ST.spent = res = out_blobs = None
         elif kind == "drop":
             for rid in header.get("resident") or []:
                 ST.residents.pop(rid, None)
