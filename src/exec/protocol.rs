@@ -141,6 +141,10 @@ pub struct InputGroup {
     /// Id of values kept in the worker's memory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resident: Option<String>,
+    /// Names of the blob whose values the worker that made it found to be long lists or
+    /// tuples of atoms (`columns` of the result): their elements need no checking again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
 }
 
 /// `exec`: run one cell.
@@ -210,6 +214,9 @@ pub struct ValueGroupReport {
     pub names: Vec<String>,
     /// Index of the blob.
     pub blob: usize,
+    /// Names whose values are long lists or tuples of atoms only.
+    #[serde(default)]
+    pub columns: Vec<String>,
 }
 
 /// A value the worker could not pickle and keeps in memory.

@@ -295,6 +295,9 @@ pub struct Scheduler<'a> {
     generation: Vec<u64>,
     /// (producer, reader) pairs already re-run to rebuild a resident value.
     rebuilds: Vec<(usize, usize)>,
+    /// The names of artifacts made in this run whose values are long lists or tuples of
+    /// atoms, as their worker found: passed on with them (`InputGroup::columns`).
+    columns: FxHashMap<ContentHash, Vec<String>>,
     /// Dependencies learned while running: a refuted candidate that turned out mutated.
     extra_deps: Vec<Vec<usize>>,
     /// Probes a cell turned out to use though the graph did not give it them.
@@ -351,6 +354,7 @@ impl<'a> Scheduler<'a> {
             busy: vec![false; slots],
             generation: vec![0; slots],
             rebuilds: Vec::new(),
+            columns: FxHashMap::default(),
             extra_deps: vec![Vec::new(); n_cells],
             dynamic_reads: vec![Vec::new(); n_cells],
             learned: vec![Vec::new(); n_cells],
@@ -849,6 +853,7 @@ impl<'a> Scheduler<'a> {
                         names: vec![name.clone()],
                         blob: Some(blobs.len() - 1),
                         resident: None,
+                        columns: self.columns.get(hash).cloned().unwrap_or_default(),
                     });
                 }
                 Emitted::Resident { id, .. } => {
@@ -861,6 +866,7 @@ impl<'a> Scheduler<'a> {
                         names: vec![name.clone()],
                         blob: None,
                         resident: Some(id.clone()),
+                        columns: Vec::new(),
                     });
                 }
                 Emitted::Deleted => {}
@@ -1136,6 +1142,9 @@ impl<'a> Scheduler<'a> {
                     continue;
                 };
                 let artifact = self.store.put_artifact_later(Arc::new(bytes));
+                if !group.columns.is_empty() {
+                    self.columns.insert(artifact, group.columns.clone());
+                }
                 for name in &group.names {
                     emitted.insert(name.clone(), Emitted::Artifact(artifact));
                 }

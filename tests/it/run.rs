@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use crate::common::{Project, copy_dir, repo_root, sequential, statuses, stdouts};
+use crate::common::{
+    Project, TestContext, copy_dir, make_executable, repo_root, sequential, statuses, stdouts,
+};
 
 const BASIC: &[&str] = &[
     "import math\nbase = 10",
@@ -564,4 +566,80 @@ fn several_notebooks_run_together() {
         overlap,
         "the two notebooks' cells did not overlap: {reports:?}"
     );
+}
+
+#[test]
+fn columns_of_atoms_one_worker_found_are_passed_on_with_the_value() {
+    // PROTOCOL.md, `columns`: a worker reports which returned values are long lists or tuples
+    // of atoms, and the parent passes that on with the value to the cells reading it, so
+    // their worker does not check a million elements again. A sitecustomize in the
+    // interpreter logs the requests (outside the project, where no cell's file tracing looks).
+    let project = Project::new();
+    let hook = TestContext::new();
+    let log = hook.path("requests.jsonl");
+    let site = hook.write(
+        "site/sitecustomize.py",
+        format!(
+            "import json\n\
+             _loads = json.loads\n\
+             def loads(text, *args, **kwargs):\n    \
+                 obj = _loads(text, *args, **kwargs)\n    \
+                 if isinstance(obj, dict) and obj.get('type') == 'exec':\n        \
+                     with open({log:?}, 'a') as f:\n            \
+                         f.write(json.dumps({{'cell': obj['cell'], 'inputs': obj['inputs']}}) + '\\n')\n    \
+                 return obj\n\
+             json.loads = loads\n"
+        ),
+    );
+    let wrapper = hook.write(
+        "bin/python",
+        format!(
+            "#!/bin/sh\nPYTHONPATH='{}' exec '{}' \"$@\"\n",
+            site.parent().expect("site folder").display(),
+            project.python.display()
+        ),
+    );
+    make_executable(&wrapper);
+    let notebook = project.write_notebook(
+        "nb.ipynb",
+        &[
+            "xs = [float(i) for i in range(1000)]\nfew = [1.0, 2.0]",
+            "ys = [x * 2 for x in xs]\nmixed = xs + [few]",
+            "words = tuple(str(y) for y in ys)\nprint(len(words), sum(ys), len(mixed))",
+            "print(words[-1], few)",
+        ],
+    );
+    let wrapper = wrapper.display().to_string();
+    let run = project
+        .ctx
+        .nbmemo(&["run", "nb.ipynb", "--python", &wrapper, "-j", "1", "--json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    let report = run.json();
+    assert_eq!(statuses(&report), vec!["ran"; 4], "{report:#}");
+    assert_eq!(stdouts(&report), sequential(&notebook));
+
+    let text = std::fs::read_to_string(&log).expect("the requests were logged");
+    let mut columns = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let request: Value = serde_json::from_str(line).expect("a logged request");
+        for group in request["inputs"].as_array().expect("inputs") {
+            for name in group["names"].as_array().expect("names") {
+                let claimed = group["columns"]
+                    .as_array()
+                    .is_some_and(|names| names.contains(name));
+                columns.insert(name.as_str().expect("a name").to_owned(), claimed);
+            }
+        }
+    }
+    let expected: std::collections::BTreeMap<String, bool> = [
+        ("xs", true),
+        ("ys", true),
+        ("words", true),
+        ("few", false),
+        ("mixed", false),
+    ]
+    .into_iter()
+    .map(|(name, claimed)| (name.to_owned(), claimed))
+    .collect();
+    assert_eq!(columns, expected, "{text}");
 }

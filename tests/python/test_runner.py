@@ -302,6 +302,34 @@ class RunnerTest(unittest.TestCase):
         loaded = pickle.loads(r.groups()[("base", "mixed")])
         self.assertIs(loaded["mixed"][-1], loaded["base"]["k"])
 
+    def test_columns_of_atoms_are_reported_and_not_checked_again(self):
+        r = self.run_ok("floats = [float(i) for i in range(100)]\n"
+                        "words = tuple(str(i) for i in range(100))\n"
+                        "mixed = floats + [[1]]\n"
+                        "short = [1.0]",
+                        writes=["floats", "words", "mixed", "short"])
+        columns = {tuple(v["names"]): v.get("columns") for v in r.values}
+        self.assertEqual(columns, {("floats",): ["floats"], ("words",): ["words"],
+                                   ("mixed",): None, ("short",): None})
+        # A column an input group names is taken at its word (only the worker that pickled
+        # the value names it): its elements are not walked, so a value taken from them is
+        # not tied to it. Here the word is false on purpose, to show it is taken.
+        rows = [{"k": i} for i in range(100)]
+        inputs, blobs = inputs_of({"rows": rows})
+        r = self.run_ok("first = rows[0]", inputs=inputs, blobs=blobs, writes=["first"])
+        self.assertEqual(list(r.groups()), [("first", "rows")])
+        inputs[0]["columns"] = ["rows"]
+        r = self.run_ok("first = rows[0]", inputs=inputs, blobs=blobs, writes=["first"])
+        self.assertEqual(list(r.groups()), [("first",)])
+        # ...unless the cell changed it: a mutated input is walked whole again.
+        inputs, blobs = inputs_of({"floats": [float(i) for i in range(100)]})
+        inputs[0]["columns"] = ["floats"]
+        r = self.run_ok("extra = {'k': 1}\nfloats.append(extra)", inputs=inputs, blobs=blobs,
+                        candidates=["floats"], writes=["extra"])
+        self.assertEqual(r.mutated, ["floats"])
+        self.assertEqual(list(r.groups()), [("extra", "floats")])
+        self.assertNotIn("columns", r.values[0])
+
     def test_a_cells_inputs_are_freed_when_it_ends_without_a_collection(self):
         # Nothing of the runner may tie a cell's namespace into a reference cycle: the
         # unpickler made for its inputs once did, and every cell's values then stayed in the

@@ -1292,13 +1292,18 @@ def _only_atoms(seq):
     return set(map(type, seq)) <= _ATOMS
 
 
-def _share_groups(ns, first, second, budget=WALK_BUDGET):
+def _share_groups(ns, first, second, budget=WALK_BUDGET, known_columns=None, columns=None):
     """Union-find over names whose values reach a common mutable object.
 
     Returns {name: root}. `first` names are walked before `second` names (the budget may run
     out: names not walked then are on their own). By-value functions are walked through their
     defaults, closures and attributes, never their globals (the namespace itself).
+
+    `known_columns` ({id: object}) are long lists and tuples already known to hold atoms only
+    (inputs whose producer found so, unchanged since): their elements are not checked again.
+    The `first` names whose value is such a column are added to `columns`.
     """
+    known_columns = known_columns or {}
     names = list(first) + [n for n in second if n not in first]
     parent = {n: n for n in names}
 
@@ -1330,7 +1335,8 @@ def _share_groups(ns, first, second, budget=WALK_BUDGET):
     for name in names:
         if left <= 0:
             break
-        stack = [ns[name]]
+        top = ns[name]
+        stack = [top]
         while stack and left > 0:
             o = stack.pop()
             t = type(o)
@@ -1339,10 +1345,13 @@ def _share_groups(ns, first, second, budget=WALK_BUDGET):
             i = id(o)
             if i in skip_ids:
                 continue
-            if (t is tuple or t is list) and len(o) > 64 and _only_atoms(o):
+            if (t is tuple or t is list) and len(o) > 64 and (
+                    known_columns.get(i) is o or _only_atoms(o)):
                 # A long sequence of numbers or strings (a column of data) holds nothing
                 # mutable: checking the element types runs in C, walking them would not. The
                 # list itself can still be shared, so it is owned like any object.
+                if o is top and columns is not None and name in first:
+                    columns.add(name)
                 if t is list:
                     o_owner = owner.get(i)
                     if o_owner is not None:
@@ -2583,8 +2592,11 @@ def _restore_globals_state():
         pass
 
 
-def _load_group(group, names, blobs, loaded, ns, input_names, probe_inputs):
-    """Bind the names of one input group in ns (state probes go to probe_inputs instead)."""
+def _load_group(group, names, blobs, loaded, ns, input_names, probe_inputs, known_columns):
+    """Bind the names of one input group in ns (state probes go to probe_inputs instead).
+
+    The values of the group's `columns` (long lists or tuples of atoms, as the worker that
+    made the blob found) go to known_columns as (name, value)."""
     if group.get("resident") is not None:
         rid = group["resident"]
         values = ST.residents.get(rid)
@@ -2609,6 +2621,10 @@ def _load_group(group, names, blobs, loaded, ns, input_names, probe_inputs):
                 raise TypeError("input blob %d is not a dict of values" % index)
             _relink_copies(values)
             loaded[index] = values
+            for name in group.get("columns") or ():
+                value = values.get(name)
+                if type(value) is list or type(value) is tuple:
+                    known_columns.append((name, value))
         values = loaded[index]
     for name in names:
         if name not in values:
@@ -2674,6 +2690,7 @@ def _handle_exec(req, blobs):
     input_names = []
     probe_inputs = {}  # probe name -> (state, blob or None)
     loaded = {}
+    known_columns = []  # (name, value) of inputs known to be columns of atoms
     ST.copy_parents = []
     groups = list(req.get("inputs") or [])
     with_probes = [any(str(n).startswith("@") for n in g.get("names") or []) for g in groups]
@@ -2682,7 +2699,8 @@ def _handle_exec(req, blobs):
         for group in (g for g, w in zip(groups, with_probes) if w is phase):
             names = list(group.get("names") or [])
             try:
-                _load_group(group, names, blobs, loaded, ns, input_names, probe_inputs)
+                _load_group(group, names, blobs, loaded, ns, input_names, probe_inputs,
+                            known_columns)
             except BaseException as e:
                 if not phase:
                     _probes_forget()
@@ -2831,11 +2849,11 @@ def _handle_exec(req, blobs):
     with trackers:
         probes = _probes_end()
         return _collect_values(res, ns, writes, candidates, returned, before, rebound, inputs_set,
-                               bound_before, probes)
+                               bound_before, probes, known_columns)
 
 
 def _collect_values(res, ns, writes, candidates, returned, before, rebound, inputs_set,
-                    bound_before, probes=None):
+                    bound_before, probes=None, known_columns=()):
     cp = ST.cloudpickle
     mutated = []
     for n in candidates:
@@ -2850,9 +2868,16 @@ def _collect_values(res, ns, writes, candidates, returned, before, rebound, inpu
             mutated.append(n)
             returned.add(n)
     groups = []
+    columns = set()
     if returned:
         present_inputs = sorted(n for n in inputs_set if n in ns and n not in returned)
-        roots = _share_groups(ns, sorted(returned), present_inputs)
+        # An input column is still one unless the cell changed it: not when a name it was
+        # loaded under is returned (mutated or rebound). Other changes are the analysis's
+        # to see, as for every input that is not a candidate.
+        changed = set(id(v) for n, v in known_columns if n in returned)
+        known = {id(v): v for n, v in known_columns if id(v) not in changed}
+        roots = _share_groups(ns, sorted(returned), present_inputs, known_columns=known,
+                              columns=columns)
         wanted = set(roots[n] for n in returned)
         by_root = {}
         for n, r in roots.items():
@@ -2873,7 +2898,11 @@ def _collect_values(res, ns, writes, candidates, returned, before, rebound, inpu
             ST.residents[rid] = payload
             unpicklable.extend(_unpicklable_entries(payload, rid, e))
             continue
-        values.append({"names": group, "blob": len(out_blobs)})
+        entry = {"names": group, "blob": len(out_blobs)}
+        held = [n for n in group if n in columns]
+        if held:
+            entry["columns"] = held
+        values.append(entry)
         out_blobs.append(blob)
     # State probes: each its own group, when it changed, or when `writes` names it (as a name
     # bound after the cell is returned; a barrier's `writes` names no probe: it returns those
