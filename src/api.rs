@@ -24,8 +24,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
 use crate::commands::ExitStatus;
-use crate::commands::run::{RunSettings, run_notebooks};
-use crate::env_vars::{NBMEMO_CACHE_DIR, NBMEMO_LOG};
+use crate::commands::run::{RunSettings, memory_limit, run_notebooks};
+use crate::env_vars::{NBMEMO_CACHE_DIR, NBMEMO_LOG, NBMEMO_MEMORY_LIMIT};
 use crate::exec::resolve_python;
 use crate::report::Printer;
 
@@ -212,10 +212,14 @@ pub struct RunRequest {
 /// opened, the interpreter cannot be started.
 pub fn run(path: &Path, request: &RunRequest) -> Result<Value, Error> {
     init_logging(0, false);
+    // The memory cap of the command line's `--memory-limit`, from its environment variable.
+    let memory_limit = memory_limit(std::env::var(NBMEMO_MEMORY_LIMIT).ok().as_deref())
+        .map_err(|message| Error { message })?;
     let settings = RunSettings {
         force: request.force,
         jobs: request.jobs,
         timeout: request.timeout,
+        memory_limit,
         python: python_or(request.python.clone(), request.fallback_python.as_deref()),
         cache_dir: cache_dir_or_env(request.cache_dir.clone()),
         json: true,

@@ -65,6 +65,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
 
+    /// Cap each worker's memory (its address space) at SIZE, such as 2GiB or 500MB: a cell that
+    /// needs more fails with a MemoryError, which is reported and never cached.
+    #[arg(long, value_name = "SIZE", env = "NBMEMO_MEMORY_LIMIT")]
+    pub memory_limit: Option<String>,
+
     /// The Python interpreter for the workers.
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,

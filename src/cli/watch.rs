@@ -49,6 +49,11 @@ pub struct WatchArgs {
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
 
+    /// Cap each worker's memory (its address space) at SIZE, such as 2GiB or 500MB: a cell that
+    /// needs more fails with a MemoryError, which is reported and never cached.
+    #[arg(long, value_name = "SIZE", env = "NBMEMO_MEMORY_LIMIT")]
+    pub memory_limit: Option<String>,
+
     /// Wait this long after a change for more changes before running [default: 50].
     #[arg(long, value_name = "MS", default_value_t = 50)]
     pub debounce: u64,

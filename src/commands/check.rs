@@ -90,10 +90,18 @@ pub fn check(args: &CheckArgs, printer: &Printer) -> ExitStatus {
     let (run_status, finished, wall_s) = if found.notebooks.is_empty() {
         (ExitStatus::Success, Vec::new(), 0.0)
     } else {
+        let memory_limit = match super::run::memory_limit(args.memory_limit.as_deref()) {
+            Ok(limit) => limit,
+            Err(message) => {
+                printer.error(&message);
+                return ExitStatus::Error;
+            }
+        };
         let settings = RunSettings {
             force: args.force,
             jobs: args.jobs,
             timeout: args.timeout,
+            memory_limit,
             python: args.python.clone(),
             cache_dir: args.cache_dir.clone(),
             inplace: false,

@@ -31,10 +31,18 @@ const STORE_WAIT: Duration = Duration::from_secs(600);
 
 /// Runs `nbmemo run`.
 pub fn run(args: &RunArgs, printer: &Printer) -> ExitStatus {
+    let memory_limit = match memory_limit(args.memory_limit.as_deref()) {
+        Ok(limit) => limit,
+        Err(message) => {
+            printer.error(&message);
+            return ExitStatus::Error;
+        }
+    };
     let options = RunSettings {
         force: args.force,
         jobs: args.jobs,
         timeout: args.timeout,
+        memory_limit,
         python: args.python.clone(),
         cache_dir: args.cache_dir.clone(),
         inplace: args.inplace,
@@ -56,12 +64,24 @@ pub fn run(args: &RunArgs, printer: &Printer) -> ExitStatus {
     status
 }
 
+/// `--memory-limit` (or `NBMEMO_MEMORY_LIMIT`) in bytes; `0` means no limit.
+pub(crate) fn memory_limit(text: Option<&str>) -> Result<Option<u64>, String> {
+    let Some(text) = text.filter(|text| !text.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let bytes = super::cache::parse_size(text)
+        .map_err(|err| format!("invalid --memory-limit (or NBMEMO_MEMORY_LIMIT): {err}"))?;
+    Ok((bytes > 0).then_some(bytes))
+}
+
 /// What a run of several notebooks needs to know (`run` and `check` share it).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RunSettings {
     pub(crate) force: bool,
     pub(crate) jobs: Option<usize>,
     pub(crate) timeout: Option<f64>,
+    /// `--memory-limit`, in bytes.
+    pub(crate) memory_limit: Option<u64>,
     pub(crate) python: Option<PathBuf>,
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) inplace: bool,
@@ -331,7 +351,13 @@ fn execute_in(
         .min(jobs)
         .min(default_jobs())
         .saturating_sub(1);
-    let (env, started_workers) = match environment(&python, interpreters, no_code, alongside) {
+    let (env, started_workers) = match environment(
+        &python,
+        settings.memory_limit,
+        interpreters,
+        no_code,
+        alongside,
+    ) {
         Ok(found) => found,
         Err(message) => {
             printer.error(&message);
@@ -348,6 +374,7 @@ fn execute_in(
             .map(Duration::from_secs_f64),
         jobs,
         python: python.clone(),
+        memory_limit: settings.memory_limit,
     };
     let units: Vec<Unit<'_>> = prepared
         .iter()
@@ -657,6 +684,7 @@ fn open_store(cache_dir: &Path, printer: &Printer) -> Result<Store, String> {
 /// uses). A notebook without code cells needs none.
 fn environment(
     python: &Path,
+    memory_limit: Option<u64>,
     interpreters: &mut InterpreterCache,
     no_code: bool,
     alongside: usize,
@@ -680,9 +708,9 @@ fn environment(
     // again.
     let (first, others) = std::thread::scope(|scope| {
         let others: Vec<_> = (0..alongside)
-            .map(|_| scope.spawn(|| Worker::spawn(python).ok()))
+            .map(|_| scope.spawn(|| Worker::spawn(python, memory_limit).ok()))
             .collect();
-        let first = Worker::spawn(python);
+        let first = Worker::spawn(python, memory_limit);
         let others: Vec<Worker> = others
             .into_iter()
             .filter_map(|handle| handle.join().ok().flatten())

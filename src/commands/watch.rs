@@ -102,10 +102,18 @@ impl Watcher {
 
 /// Runs `nbmemo watch`.
 pub fn watch(args: &WatchArgs, printer: &Printer) -> ExitStatus {
+    let memory_limit = match super::run::memory_limit(args.memory_limit.as_deref()) {
+        Ok(limit) => limit,
+        Err(message) => {
+            printer.error(&message);
+            return ExitStatus::Error;
+        }
+    };
     let mut settings = RunSettings {
         force: false,
         jobs: args.jobs,
         timeout: args.timeout,
+        memory_limit,
         python: args.python.clone(),
         cache_dir: args.cache_dir.clone(),
         inplace: false,

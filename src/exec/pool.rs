@@ -64,7 +64,12 @@ impl Pool {
     /// A pool of `slots` slots running `python`. No process starts until a job arrives, except
     /// `started`, already running workers that the first slots use (one each; extra ones are
     /// stopped).
-    pub fn new(python: PathBuf, slots: usize, started: Vec<Worker>) -> Pool {
+    pub fn new(
+        python: PathBuf,
+        memory_limit: Option<u64>,
+        slots: usize,
+        started: Vec<Worker>,
+    ) -> Pool {
         let mut started = started.into_iter();
         let (done, completions) = mpsc::channel();
         let mut senders = Vec::new();
@@ -75,7 +80,7 @@ impl Pool {
             let python = python.clone();
             let worker = started.next();
             threads.push(std::thread::spawn(move || {
-                slot_loop(slot, &python, worker, &receiver, &done)
+                slot_loop(slot, &python, memory_limit, worker, &receiver, &done)
             }));
             senders.push(sender);
         }
@@ -131,6 +136,7 @@ impl Drop for Pool {
 fn slot_loop(
     slot: usize,
     python: &std::path::Path,
+    memory_limit: Option<u64>,
     mut worker: Option<Worker>,
     jobs: &Receiver<Message>,
     done: &Sender<Completion>,
@@ -149,7 +155,7 @@ fn slot_loop(
             Message::Warm(packages) => {
                 if worker.is_none() {
                     // A failure shows again, with its message, when a job comes.
-                    if let Ok(fresh) = Worker::spawn(python) {
+                    if let Ok(fresh) = Worker::spawn(python, memory_limit) {
                         generation += 1;
                         warm_hello = Some(fresh.hello.clone());
                         worker = Some(fresh);
@@ -166,7 +172,7 @@ fn slot_loop(
         let started = Instant::now();
         let mut hello = warm_hello.take();
         if worker.is_none() {
-            match Worker::spawn(python) {
+            match Worker::spawn(python, memory_limit) {
                 Ok(fresh) => {
                     generation += 1;
                     hello = Some(fresh.hello.clone());

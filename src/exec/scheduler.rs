@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub jobs: usize,
     /// The interpreter.
     pub python: PathBuf,
+    /// Each worker's address space in bytes (`--memory-limit`), when capped.
+    pub memory_limit: Option<u64>,
 }
 
 /// How a cell ended.
@@ -792,6 +794,7 @@ impl<'a> Scheduler<'a> {
         if self.pool.is_none() {
             let pool = Pool::new(
                 self.options.python.clone(),
+                self.options.memory_limit,
                 self.busy.len(),
                 std::mem::take(&mut self.started_workers),
             );
@@ -998,7 +1001,8 @@ impl<'a> Scheduler<'a> {
             // Out of memory under NBMEMO_MEMORY_LIMIT: the machine's limit, reported only.
             let outcome = CellOutcome {
                 status: CellStatus::Failed,
-                reason: "ran out of memory (NBMEMO_MEMORY_LIMIT); not cached".to_string(),
+                reason: "ran out of memory (--memory-limit, NBMEMO_MEMORY_LIMIT); not cached"
+                    .to_string(),
                 started_at: Some(started_at),
                 finished_at: Some(finished_at),
                 ..CellOutcome::of_record(record, CellStatus::Failed, String::new(), key, pairs)

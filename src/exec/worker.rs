@@ -79,9 +79,14 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts a worker with `python`.
-    pub fn spawn(python: &Path) -> Result<Worker, Error> {
+    /// Starts a worker with `python`; `memory_limit` caps its address space (the runner sets
+    /// `RLIMIT_AS` from `NBMEMO_MEMORY_LIMIT`, which is set or removed here accordingly).
+    pub fn spawn(python: &Path, memory_limit: Option<u64>) -> Result<Worker, Error> {
         let mut command = Command::new(python);
+        match memory_limit {
+            Some(bytes) => command.env(crate::env_vars::NBMEMO_MEMORY_LIMIT, bytes.to_string()),
+            None => command.env_remove(crate::env_vars::NBMEMO_MEMORY_LIMIT),
+        };
         if let Some(dir) = runner_cache_dir() {
             command.env("NBMEMO_RUNNER_CACHE", dir);
         }

@@ -454,4 +454,52 @@ fn a_cell_over_the_memory_limit_fails_and_is_not_cached() {
     // Not cached: the next run runs it again (and the others are replayed).
     let (_, again) = run(&["run", nb, "--json"]);
     assert_eq!(statuses(&again), ["cached", "failed", "cached"]);
+
+    // `--memory-limit` is the same setting as the variable, and the flag wins over it.
+    let flagged = nbmemo_command(&project, &["run", nb, "--json", "--memory-limit", "1GiB"])
+        .output()
+        .expect("run");
+    let report: Value = serde_json::from_slice(&flagged.stdout).expect("JSON");
+    assert_eq!(flagged.status.code(), Some(1), "{report:#}");
+    assert_eq!(statuses(&report), ["cached", "failed", "cached"]);
+    assert_eq!(
+        report["cells"][1]["error"]["ename"], "MemoryError",
+        "{report:#}"
+    );
+    let lifted = project.write_notebook(
+        "lifted.ipynb",
+        &["big = bytearray(2 * 1024 ** 3)\nsize = len(big)\ndel big\nprint(size)"],
+    );
+    let lifted = lifted.to_str().expect("UTF-8");
+    for (limit, status) in [("1GiB", "failed"), ("0", "ran")] {
+        let output = nbmemo_command(
+            &project,
+            &["run", lifted, "--json", "--memory-limit", limit],
+        )
+        .env("NBMEMO_MEMORY_LIMIT", "1GiB")
+        .output()
+        .expect("run");
+        let report: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        assert_eq!(
+            statuses(&report),
+            [status],
+            "--memory-limit {limit}: {report:#}"
+        );
+    }
+    // A size that is not one is a usage error naming the setting, before anything runs.
+    for bad in [
+        nbmemo_command(&project, &["run", nb, "--memory-limit", "lots"]),
+        nbmemo_command(&project, &["check", nb]),
+    ]
+    .iter_mut()
+    .map(|command| {
+        command
+            .env("NBMEMO_MEMORY_LIMIT", "2 GiBs")
+            .output()
+            .expect("run")
+    }) {
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert_eq!(bad.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("invalid --memory-limit"), "{stderr}");
+    }
 }
