@@ -90,12 +90,9 @@ pub fn check(args: &CheckArgs, printer: &Printer) -> ExitStatus {
     let (run_status, finished, wall_s) = if found.notebooks.is_empty() {
         (ExitStatus::Success, Vec::new(), 0.0)
     } else {
-        let memory_limit = match super::run::memory_limit(args.memory_limit.as_deref()) {
-            Ok(limit) => limit,
-            Err(message) => {
-                printer.error(&message);
-                return ExitStatus::Error;
-            }
+        let Ok(memory_limit) = super::run::memory_limit_arg(args.memory_limit.as_deref(), printer)
+        else {
+            return ExitStatus::Error;
         };
         let settings = RunSettings {
             force: args.force,

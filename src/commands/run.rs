@@ -31,12 +31,8 @@ const STORE_WAIT: Duration = Duration::from_secs(600);
 
 /// Runs `nbmemo run`.
 pub fn run(args: &RunArgs, printer: &Printer) -> ExitStatus {
-    let memory_limit = match memory_limit(args.memory_limit.as_deref()) {
-        Ok(limit) => limit,
-        Err(message) => {
-            printer.error(&message);
-            return ExitStatus::Error;
-        }
+    let Ok(memory_limit) = memory_limit_arg(args.memory_limit.as_deref(), printer) else {
+        return ExitStatus::Error;
     };
     let options = RunSettings {
         force: args.force,
@@ -72,6 +68,11 @@ pub(crate) fn memory_limit(text: Option<&str>) -> Result<Option<u64>, String> {
     let bytes = super::cache::parse_size(text)
         .map_err(|err| format!("invalid --memory-limit (or NBMEMO_MEMORY_LIMIT): {err}"))?;
     Ok((bytes > 0).then_some(bytes))
+}
+
+/// [`memory_limit`] for a command: an unreadable size is reported as an error.
+pub(crate) fn memory_limit_arg(text: Option<&str>, printer: &Printer) -> Result<Option<u64>, ()> {
+    memory_limit(text).map_err(|message| printer.error(&message))
 }
 
 /// What a run of several notebooks needs to know (`run` and `check` share it).

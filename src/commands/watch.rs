@@ -102,12 +102,9 @@ impl Watcher {
 
 /// Runs `nbmemo watch`.
 pub fn watch(args: &WatchArgs, printer: &Printer) -> ExitStatus {
-    let memory_limit = match super::run::memory_limit(args.memory_limit.as_deref()) {
-        Ok(limit) => limit,
-        Err(message) => {
-            printer.error(&message);
-            return ExitStatus::Error;
-        }
+    let Ok(memory_limit) = super::run::memory_limit_arg(args.memory_limit.as_deref(), printer)
+    else {
+        return ExitStatus::Error;
     };
     let mut settings = RunSettings {
         force: false,
